@@ -1,0 +1,20 @@
+"""cyprop: fast CPU backpropagation for NumPy code.
+
+Typed Cython kernels (float32 and float64, OpenMP over the batch, GEMMs in
+BLAS) under a NumPy-friendly API:
+
+* :mod:`cyprop.functional` - stateless ops (linear, activations, losses,
+  optimizer updates) that validate, allocate and dispatch;
+* :mod:`cyprop.reference` - the same ops in plain NumPy, same signatures;
+* :mod:`cyprop.nn` - layers, ``Sequential`` and losses;
+* :mod:`cyprop.optim` - SGD and Adam;
+* thread control: :func:`set_num_threads`, :func:`get_num_threads`,
+  :func:`threads`, :func:`openmp_enabled`.
+"""
+from . import functional, nn, optim, reference
+from ._threads import get_num_threads, openmp_enabled, set_num_threads, threads
+
+__version__ = "0.1.0"
+
+__all__ = ["functional", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
+           "threads", "openmp_enabled", "__version__"]

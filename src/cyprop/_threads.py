@@ -1,0 +1,161 @@
+"""Thread control for cyprop's OpenMP loops and for BLAS.
+
+One number governs both: the OpenMP team size passed to every kernel, and the
+BLAS thread pools (through threadpoolctl), so that the two never add up to
+more threads than the user asked for. The default is OpenMP's own default,
+which honours ``OMP_NUM_THREADS`` and otherwise uses every usable core.
+
+Inside cyprop's own GEMMs the BLAS behind ``scipy.linalg.cython_blas`` runs
+single-threaded and cyprop splits each GEMM over its OpenMP threads in blocks
+that depend only on the shapes (see ``pyx/_linear.pyx``): results are then
+identical for any thread count, and only one thread pool is ever busy. For
+that, the kernels get the address of that BLAS's get/set-num-threads
+functions, found here with threadpoolctl. Changing the BLAS thread count is a
+process-wide setting: while a cyprop GEMM runs, another thread's calls into
+the same BLAS library run single-threaded too.
+"""
+import contextlib
+import ctypes
+import numbers
+import os
+
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
+from . import _linear
+from ._openmp import openmp_enabled, openmp_max_threads
+
+__all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled"]
+
+# The thread count the kernels use; read directly by cyprop.functional.
+_n_threads = None
+_blas_limit = None  # the threadpoolctl object holding our BLAS limit, if any
+_default = None     # cached default, computed on first use
+
+
+def _default_num_threads():
+    global _default
+    if _default is not None:
+        return _default
+    n = openmp_max_threads() if openmp_enabled() else 1
+    try:
+        n = min(n, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        n = min(n, os.cpu_count() or 1)
+    _default = max(1, n)
+    return _default
+
+
+def _check_n_threads(n):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n_threads must be a positive int, got {n!r} of type {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n}")
+    return int(n)
+
+
+def get_num_threads():
+    """Return the number of threads cyprop's kernels and BLAS use.
+
+    Returns
+    -------
+    int
+        The value last given to :func:`set_num_threads`, or by default
+        OpenMP's default team size (``OMP_NUM_THREADS`` if set, else the
+        number of usable cores); 1 when cyprop was built without OpenMP.
+    """
+    return _n_threads if _n_threads is not None else _default_num_threads()
+
+
+def set_num_threads(n):
+    """Set the number of threads for cyprop's OpenMP loops and for BLAS.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, >= 1. Applies to every later cyprop call in this
+        process. BLAS pools (OpenBLAS, MKL, BLIS) are limited to the same
+        number through threadpoolctl. Without OpenMP the kernels still run on
+        one thread, but BLAS follows ``n``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``n`` is not an int >= 1.
+    """
+    global _n_threads
+    n = _check_n_threads(n)
+    _n_threads = n
+    _limit_blas(n)
+
+
+def _limit_blas(n):
+    global _blas_limit
+    _blas_limit = threadpool_limits(limits=n, user_api="blas")  # applied now, kept
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Context manager: run the block with ``n`` threads, then restore.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads for cyprop and BLAS inside the block.
+
+    Examples
+    --------
+    >>> import cyprop
+    >>> with cyprop.threads(1):
+    ...     pass  # single-threaded kernels and BLAS here
+    """
+    global _n_threads, _blas_limit
+    n = _check_n_threads(n)
+    previous, previous_limit = _n_threads, _blas_limit
+    limiter = threadpool_limits(limits=n, user_api="blas")
+    _n_threads = n
+    try:
+        yield n
+    finally:
+        _n_threads = previous
+        limiter.restore_original_limits()
+        _blas_limit = previous_limit
+
+
+
+def _find_openblas_thread_functions():
+    """Addresses of (get, set) num-threads of the OpenBLAS scipy's cython_blas uses, or None.
+
+    SciPy wheels bundle their own OpenBLAS (in ``scipy.libs`` or
+    ``scipy/.dylibs``); elsewhere scipy and numpy may share one system
+    OpenBLAS, which is then the one to use if it is the only one loaded.
+    """
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+
+    scipy_root = os.path.dirname(os.path.realpath(scipy.__file__))
+    libs = [c for c in ThreadpoolController().lib_controllers if c.internal_api == "openblas"]
+    ours = [c for c in libs if os.path.realpath(c.filepath).startswith(scipy_root)]
+    candidates = ours or (libs if len(libs) == 1 else [])
+    if len(candidates) != 1:
+        return None
+    lib = ctypes.CDLL(candidates[0].filepath)
+    for prefix in ("scipy_", ""):
+        for suffix in ("", "64_"):
+            try:
+                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+                set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+            except AttributeError:
+                continue
+            return (ctypes.cast(get, ctypes.c_void_p).value,
+                    ctypes.cast(set_, ctypes.c_void_p).value)
+    return None
+
+
+_blas_hooks = _find_openblas_thread_functions()
+if _blas_hooks is not None:
+    _linear.set_blas_thread_hooks(*_blas_hooks)
+
+
+def blas_deterministic():
+    """True if cyprop controls its BLAS's threads (GEMMs independent of thread count)."""
+    return _blas_hooks is not None

@@ -1,0 +1,144 @@
+"""Argument checks shared by cyprop.functional (and the layers above it).
+
+Conversion rules (documented in the README):
+
+* The call's dtype is the dtype shared by its ndarray float arguments; a call
+  whose float arrays disagree (float32 with float64) raises TypeError.
+* ndarray arguments must be float32 or float64: integer, bool, complex,
+  float16 and object arrays raise TypeError (an implicit cast would be a
+  silent copy and usually a bug; call ``.astype`` explicitly).
+* Non-ndarray array-likes of real numbers (lists, tuples, scalars) are
+  converted to the call's dtype, float64 if no argument is an ndarray.
+* Non-contiguous and Fortran-ordered arrays are copied to C order.
+* ``out=`` arrays are never reallocated or converted: wrong type, dtype,
+  shape, order or a read-only array raises.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+ACTIVATIONS = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+REDUCTIONS = ("mean", "sum")
+_BLAS_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
+
+
+def activation_code(activation, name="activation"):
+    """Kernel code of an activation name (None, 'relu', 'sigmoid', 'tanh')."""
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{name} must be one of None, 'relu', 'sigmoid', 'tanh', got {activation!r}"
+        ) from None
+
+
+def check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def call_dtype(*named):
+    """The dtype shared by the ndarray arguments among ``(name, value)`` pairs.
+
+    Raises TypeError for a non-float ndarray or for mixed float dtypes; returns
+    float64 when none of the values is an ndarray.
+    """
+    dtype = first = None
+    for name, a in named:
+        if isinstance(a, np.ndarray):
+            dt = a.dtype
+            if dt not in FLOAT_DTYPES:
+                raise TypeError(
+                    f"{name} must be a float32 or float64 array, got dtype {dt}"
+                    + ("" if dt.kind not in "biu" else f" (use {name}.astype(np.float32))")
+                )
+            if dtype is None:
+                dtype, first = dt, name
+            elif dt != dtype:
+                raise TypeError(
+                    f"{name} has dtype {dt} but {first} has dtype {dtype}; "
+                    "cyprop does not mix dtypes, convert one with .astype()"
+                )
+    return dtype if dtype is not None else FLOAT_DTYPES[1]
+
+
+def as_float_array(name, a, dtype, ndim=None):
+    """``a`` as a C-contiguous array of ``dtype`` (see the module's rules).
+
+    ``call_dtype`` must have accepted ``a`` already when it is an ndarray.
+    ``ndim`` may be an int or a tuple of accepted ints.
+    """
+    if not isinstance(a, np.ndarray):
+        try:
+            arr = np.asarray(a)
+        except Exception as exc:  # ragged lists and other non-arrays
+            raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be array-like of real numbers, got dtype {arr.dtype}")
+        a = arr.astype(dtype)
+    if ndim is not None and a.ndim != ndim and not (isinstance(ndim, tuple) and a.ndim in ndim):
+        want = ndim if isinstance(ndim, int) else " or ".join(map(str, ndim))
+        raise ValueError(f"{name} must be {want}-D, got shape {a.shape}")
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def check_out(name, out, shape, dtype):
+    """Check a caller-provided output array; returns it unchanged."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; pass a writeable array")
+    return out
+
+
+def _same_memory(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape)
+
+
+def check_no_overlap(out_name, out, inputs, alias_ok=()):
+    """Raise ValueError if ``out`` overlaps any ``(name, array)`` in ``inputs``.
+
+    An input named in ``alias_ok`` may be exactly ``out`` (same memory, same
+    shape), for kernels that work in place.
+    """
+    for name, a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            if name in alias_ok and _same_memory(out, a):
+                continue
+            raise ValueError(
+                f"{out_name} overlaps {name}"
+                + (f"; it may only be {name} itself" if name in alias_ok else "")
+            )
+
+
+def check_blas_dims(**dims):
+    for name, v in dims.items():
+        if v > _BLAS_MAX:
+            raise ValueError(f"{name}={v} exceeds the BLAS limit of {_BLAS_MAX}")
+
+
+def check_positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {v!r} of type {type(v).__name__}")
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return int(v)
+
+
+def check_nonneg_float(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {v!r} of type {type(v).__name__}")
+    v = float(v)
+    if not v >= 0 or v == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v

@@ -1,0 +1,344 @@
+"""Layers with state: Linear, activations, Sequential, and losses.
+
+Every layer computes on workspaces it keeps per batch size, so a training
+step in steady state allocates no arrays. The array a layer's ``forward``
+(or ``backward``) returns is that workspace: it stays valid until the next
+``forward`` (``backward``) call of the same layer with the same batch size.
+Copy it (``y.copy()``) to keep it longer. ``backward`` overwrites the
+parameter gradients (``Linear.dW``, ``Linear.db``); it does not accumulate.
+"""
+import numpy as np
+
+from . import functional as F
+from ._validation import (
+    FLOAT_DTYPES,
+    activation_code,
+    as_float_array,
+    call_dtype,
+    check_positive_int,
+    check_reduction,
+)
+
+__all__ = ["Parameter", "Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential",
+           "SoftmaxCrossEntropy", "MSELoss"]
+
+_MAX_WORKSPACES = 8  # distinct (name, shape) buffers kept per module
+
+
+class Parameter:
+    """A trainable array and its gradient, updated in place by optimizers.
+
+    Attributes
+    ----------
+    value : ndarray
+        The parameter (C-contiguous, writeable).
+    grad : ndarray
+        Its gradient, same shape and dtype; written by ``backward``.
+    name : str
+    """
+
+    __slots__ = ("value", "grad", "name")
+
+    def __init__(self, value, grad, name=""):
+        self.value, self.grad, self.name = value, grad, name
+
+    def __repr__(self):
+        return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+def _check_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Module:
+    """Base class: ``module(x)`` is ``module.forward(x)``."""
+
+    dtype = None
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        """Compute the output for the batch ``x``."""
+        raise NotImplementedError
+
+    def backward(self, dy, *, need_dx=True):
+        """Back-propagate ``dy`` (gradient w.r.t. the last output); return dx."""
+        raise NotImplementedError
+
+    def parameters(self):
+        """List of :class:`Parameter` objects (empty for parameter-free layers)."""
+        return []
+
+    def zero_grad(self):
+        """Set every parameter gradient to zero."""
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    def _workspace(self, name, shape):
+        ws = self.__dict__.setdefault("_workspaces", {})
+        key = (name, shape)
+        buf = ws.get(key)
+        if buf is None:
+            if len(ws) >= _MAX_WORKSPACES:
+                ws.clear()
+            buf = ws[key] = np.empty(shape, self.dtype)
+        return buf
+
+    def _input(self, x, name="x"):
+        """Validate a forward input against this layer's dtype."""
+        call_dtype((name, x))
+        if isinstance(x, np.ndarray) and x.dtype != self.dtype:
+            raise TypeError(f"{type(self).__name__} has dtype {self.dtype} but {name} has dtype "
+                            f"{x.dtype}; convert with {name}.astype(np.{self.dtype})")
+        return as_float_array(name, x, self.dtype)
+
+    def _saved(self, name):
+        v = self.__dict__.get(name)
+        if v is None:
+            raise ValueError(f"{type(self).__name__}.backward() called before forward()")
+        return v
+
+    def _check_dy(self, dy, shape):
+        dy = self._input(dy, "dy")
+        if dy.shape != shape:
+            raise ValueError(f"dy must have the shape of the last forward output {shape}, "
+                             f"got {dy.shape}")
+        return dy
+
+
+class Linear(Module):
+    """Fully connected layer ``y = activation(x @ W + b)``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the input and output (>= 1).
+    activation : {None, 'relu', 'sigmoid', 'tanh'}, optional
+        Fused into the layer's forward and backward passes.
+    bias : bool, default True
+    dtype : {np.float32, np.float64}, default np.float32
+    seed : int or numpy.random.Generator, optional
+        For the initial weights. He-uniform (``U(-a, a)``, ``a = sqrt(6/in)``)
+        for ReLU, Glorot-uniform (``a = sqrt(6/(in+out))``) otherwise; the
+        bias starts at zero.
+
+    Attributes
+    ----------
+    W : ndarray (in, out)
+    b : ndarray (out,) or None
+    dW, db : ndarray
+        Gradients, overwritten by each ``backward``.
+    """
+
+    def __init__(self, in_features, out_features, *, activation=None, bias=True,
+                 dtype=np.float32, seed=None):
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        activation_code(activation)
+        self.activation = None if activation == "identity" else activation
+        self.dtype = _check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        fan = in_features if activation == "relu" else in_features + out_features
+        limit = np.sqrt(6.0 / fan)
+        self.W = rng.uniform(-limit, limit, (in_features, out_features)).astype(self.dtype)
+        self.dW = np.zeros_like(self.W)
+        self.b = np.zeros(out_features, self.dtype) if bias else None
+        self.db = np.zeros_like(self.b) if bias else None
+        self._x = self._y = None
+
+    def __repr__(self):
+        act = f", activation={self.activation!r}" if self.activation else ""
+        return f"Linear({self.in_features}, {self.out_features}{act}, dtype={self.dtype})"
+
+    def parameters(self):
+        ps = [Parameter(self.W, self.dW, "W")]
+        if self.b is not None:
+            ps.append(Parameter(self.b, self.db, "b"))
+        return ps
+
+    def forward(self, x):
+        """``activation(x @ W + b)`` for x (N, in); returns the layer's (N, out) workspace."""
+        x = self._input(x)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape (N, {self.in_features}), got {x.shape}")
+        y = self._workspace("y", (x.shape[0], self.out_features))
+        F.linear_forward(x, self.W, self.b, activation=self.activation, out=y)
+        self._x, self._y = x, y
+        return y
+
+    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+        """Write dW, db for ``dy`` (N, out); return dx (N, in) (None if not ``need_dx``)."""
+        x, y = self._saved("_x"), self._y
+        dy = self._check_dy(dy, y.shape)
+        dx = self._workspace("dx", x.shape) if need_dx else None
+        dx, _, _ = F.linear_backward(dy, x, self.W, y=y, activation=self.activation, dx=dx,
+                                     dW=self.dW, db=self.db, need_dx=need_dx,
+                                     need_db=self.b is not None, overwrite_dy=_overwrite_dy)
+        return dx
+
+
+class _Activation(Module):
+    _forward = _backward = None
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = _check_dtype(dtype)
+        self._y = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def forward(self, x):
+        x = self._input(x)
+        y = self._workspace("y", x.shape)
+        type(self)._forward(x, out=y)
+        self._y = y
+        return y
+
+    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+        y = self._saved("_y")
+        dy = self._check_dy(dy, y.shape)
+        if not need_dx:
+            return None
+        dx = dy if _overwrite_dy else self._workspace("dx", y.shape)
+        return type(self)._backward(dy, y, out=dx)
+
+
+class ReLU(_Activation):
+    """ReLU as a separate layer (``Linear(..., activation='relu')`` fuses it)."""
+
+    _forward = staticmethod(F.relu_forward)
+    _backward = staticmethod(F.relu_backward)
+
+
+class Sigmoid(_Activation):
+    """Logistic sigmoid as a separate layer."""
+
+    _forward = staticmethod(F.sigmoid_forward)
+    _backward = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Activation):
+    """Tanh as a separate layer."""
+
+    _forward = staticmethod(F.tanh_forward)
+    _backward = staticmethod(F.tanh_backward)
+
+
+class Sequential(Module):
+    """A chain of layers; ``backward`` runs them in reverse.
+
+    Parameters
+    ----------
+    *layers : Module
+        Layers of one dtype. Parameter-free activation layers take the dtype
+        of the layers around them.
+    """
+
+    def __init__(self, *layers):
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"layer {i} must be a cyprop.nn.Module, got {type(layer).__name__}")
+        dtypes = {layer.dtype for layer in layers if layer.parameters()}
+        if len(dtypes) > 1:
+            raise TypeError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop() if dtypes else layers[0].dtype
+        for layer in layers:
+            if not layer.parameters():
+                layer.dtype = self.dtype
+        self.layers = list(layers)
+
+    def __repr__(self):
+        inner = ",\n  ".join(map(repr, self.layers))
+        return f"Sequential(\n  {inner}\n)"
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def forward(self, x):
+        """Run the layers in order; returns the last layer's output workspace."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy, *, need_dx=False):
+        """Back-propagate ``dy``; fills every layer's parameter gradients.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient of the loss w.r.t. the model's output.
+        need_dx : bool, default False
+            Also compute the gradient w.r.t. the model's input (one more GEMM),
+            as PyTorch does only for inputs that require it.
+
+        Returns
+        -------
+        dx : ndarray or None
+        """
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            # the gradients between layers are our own workspaces: safe to overwrite
+            dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0, _overwrite_dy=i < last)
+        return dy
+
+
+class _Loss:
+    def __init__(self, reduction="mean"):
+        check_reduction(reduction)
+        self.reduction = reduction
+        self._grad = None
+        self._workspaces = {}
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def backward(self):
+        """Gradient of the last loss w.r.t. the prediction (a workspace of this loss)."""
+        if self._grad is None:
+            raise ValueError(f"{type(self).__name__}.backward() called before forward()")
+        return self._grad
+
+    def _grad_buffer(self, pred):
+        if not isinstance(pred, np.ndarray) or pred.dtype not in FLOAT_DTYPES:
+            return None  # let the functional layer convert or raise
+        key = (pred.shape, pred.dtype)
+        buf = self._workspaces.get(key)
+        if buf is None:
+            if len(self._workspaces) >= _MAX_WORKSPACES:
+                self._workspaces.clear()
+            buf = self._workspaces[key] = np.empty(pred.shape, pred.dtype)
+        return buf
+
+
+class SoftmaxCrossEntropy(_Loss):
+    """Softmax + cross-entropy over logits (N, C) with class indices or probabilities.
+
+    ``loss = loss_fn(logits, target)`` returns a float; ``loss_fn.backward()``
+    returns d loss / d logits. See :func:`cyprop.functional.softmax_cross_entropy`.
+    """
+
+    def forward(self, logits, target):
+        loss, self._grad = F.softmax_cross_entropy(
+            logits, target, reduction=self.reduction, grad_out=self._grad_buffer(logits))
+        return loss
+
+
+class MSELoss(_Loss):
+    """Mean squared error (mean over all elements, as PyTorch).
+
+    See :func:`cyprop.functional.mse_loss`.
+    """
+
+    def forward(self, pred, target):
+        loss, self._grad = F.mse_loss(pred, target, reduction=self.reduction,
+                                      grad_out=self._grad_buffer(pred))
+        return loss

@@ -1,0 +1,127 @@
+"""Optimizers with PyTorch's update rules, running the in-place Cython kernels.
+
+``opt = SGD(model.parameters(), lr=0.1, momentum=0.9)``; after each
+``model.backward(...)``, ``opt.step()`` updates every parameter's ``value``
+in place from its ``grad``.
+"""
+import numbers
+
+import numpy as np
+
+from . import functional as F
+from ._validation import FLOAT_DTYPES, check_nonneg_float
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """Base class holding the parameter list.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        Objects with ``.value`` and ``.grad`` arrays (C-contiguous, writeable,
+        same shape and float dtype), e.g. ``model.parameters()``.
+    lr : float
+        Learning rate (> 0).
+    """
+
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        for i, p in enumerate(self.params):
+            value, grad = getattr(p, "value", None), getattr(p, "grad", None)
+            if not isinstance(value, np.ndarray) or not isinstance(grad, np.ndarray):
+                raise TypeError(f"params[{i}] must have ndarray .value and .grad "
+                                f"(a cyprop.nn.Parameter), got {type(p).__name__}")
+            if value.dtype not in FLOAT_DTYPES or grad.dtype != value.dtype:
+                raise TypeError(f"params[{i}] must be float32/float64 with a grad of the same "
+                                f"dtype, got {value.dtype} and {grad.dtype}")
+            if grad.shape != value.shape:
+                raise ValueError(f"params[{i}].grad has shape {grad.shape}, value {value.shape}")
+            if not (value.flags.c_contiguous and value.flags.writeable):
+                raise ValueError(f"params[{i}].value must be C-contiguous and writeable")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+            raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        self.lr = float(lr)
+
+    def zero_grad(self):
+        """Set every gradient to zero (cyprop's backward overwrites them anyway)."""
+        for p in self.params:
+            p.grad.fill(0)
+
+    def step(self):
+        """Update every parameter in place."""
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 1e-3
+    momentum : float, default 0
+    dampening : float, default 0
+    weight_decay : float, default 0
+        L2 penalty added to the gradient.
+    nesterov : bool, default False
+        Requires momentum > 0 and dampening = 0.
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        super().__init__(params, lr)
+        self.momentum = check_nonneg_float("momentum", momentum)
+        self.dampening = check_nonneg_float("dampening", dampening)
+        self.weight_decay = check_nonneg_float("weight_decay", weight_decay)
+        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
+        self.nesterov = bool(nesterov)
+        self._buffers = ([np.zeros_like(p.value) for p in self.params]
+                         if self.momentum else [None] * len(self.params))
+        self._first = True
+
+    def step(self):
+        for p, buf in zip(self.params, self._buffers):
+            F.sgd_step(p.value, p.grad, buf, lr=self.lr, momentum=self.momentum,
+                       dampening=self.dampening, weight_decay=self.weight_decay,
+                       nesterov=self.nesterov, first_step=self._first)
+        self._first = False
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (L2 weight decay added to the gradient).
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        try:
+            beta1, beta2 = (float(b) for b in betas)
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from None
+        for name, b in (("betas[0]", beta1), ("betas[1]", beta2)):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {b}")
+        self.betas = (beta1, beta2)
+        self.eps = check_nonneg_float("eps", eps)
+        self.weight_decay = check_nonneg_float("weight_decay", weight_decay)
+        self._m = [np.zeros_like(p.value) for p in self.params]
+        self._v = [np.zeros_like(p.value) for p in self.params]
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        for p, m, v in zip(self.params, self._m, self._v):
+            F.adam_step(p.value, p.grad, m, v, step=self.t, lr=self.lr, betas=self.betas,
+                        eps=self.eps, weight_decay=self.weight_decay)

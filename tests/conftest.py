@@ -1,0 +1,44 @@
+"""Shared fixtures: the dtype x thread-count matrix, tolerances, finite differences."""
+import numpy as np
+import pytest
+
+import cyprop
+
+DTYPES = [np.float32, np.float64]
+# Tolerances against the float64/NumPy reference; float32 kernels accumulate
+# in float32 inside BLAS, so their bound scales with the reduction length.
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+ATOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")
+def n_threads(request):
+    with cyprop.threads(request.param):
+        yield request.param
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    """Compare with a tolerance for ``dtype``, widened by ``scale`` (e.g. sqrt of a sum length)."""
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype] * scale,
+                               atol=ATOL[dtype] * scale)
+
+
+def numerical_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar function ``f`` at ``x`` (float64)."""
+    x = np.array(x, dtype=np.float64)
+    g = np.empty_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f(x)
+        flat[i] = old - eps
+        fm = f(x)
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g

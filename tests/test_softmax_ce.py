@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+
+import cyprop
+from cyprop import functional as F
+from cyprop import reference as R
+from conftest import assert_close, numerical_grad
+
+SHAPES = [(1, 1), (1, 5), (4, 1), (13, 7), (65, 257)]
+
+
+def _logits(shape, dtype, seed=0, scale=3.0):
+    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+
+
+def _probs(shape, dtype, seed=1):
+    t = np.random.default_rng(seed).random(shape)
+    return (t / t.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("kind", ["index", "proba"])
+def test_matches_reference(shape, reduction, kind, dtype, n_threads):
+    z = _logits(shape, dtype)
+    rng = np.random.default_rng(2)
+    t = rng.integers(0, shape[1], shape[0]) if kind == "index" else _probs(shape, dtype)
+    loss, g = F.softmax_cross_entropy(z, t, reduction=reduction)
+    rloss, rg = R.softmax_cross_entropy(z, t, reduction=reduction)
+    assert isinstance(loss, float) and g.dtype == dtype and g.shape == shape
+    np.testing.assert_allclose(loss, rloss, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert_close(g, rg, dtype)
+
+
+@pytest.mark.parametrize("kind", ["index", "proba", "unnormalised"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_gradient_matches_finite_differences(kind, reduction):
+    z = _logits((5, 4), np.float64, seed=3)
+    if kind == "index":
+        t = np.array([0, 3, 1, 1, 2])
+    elif kind == "proba":
+        t = _probs((5, 4), np.float64)
+    else:  # rows that do not sum to one: gradient p * sum(t) - t
+        t = 2.5 * _probs((5, 4), np.float64)
+    _, g = F.softmax_cross_entropy(z, t, reduction=reduction)
+    num = numerical_grad(lambda v: F.softmax_cross_entropy(v, t, reduction=reduction)[0], z)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-9)
+
+
+def test_loss_value_by_hand():
+    z = np.array([[1.0, 2.0, 3.0]])
+    loss, g = F.softmax_cross_entropy(z, [2])
+    p = np.exp(z) / np.exp(z).sum()
+    assert loss == pytest.approx(-np.log(p[0, 2]), rel=1e-14)
+    np.testing.assert_allclose(g, p - [[0, 0, 1]], rtol=1e-14)
+
+
+def test_extreme_logits(dtype):
+    z = np.array([[1e4, 0, -1e4], [-1e4, -1e4, -1e4], [0, 1e4, 1e4]], dtype)
+    loss, g = F.softmax_cross_entropy(z, [0, 1, 2], reduction="sum")
+    assert np.isfinite(loss) and np.all(np.isfinite(g))
+    assert loss == pytest.approx(0 + np.log(3) + np.log(2), rel=1e-6)
+    p = F.softmax(z)
+    assert np.all(np.isfinite(p))
+    assert_close(p.sum(axis=1), np.ones(3), dtype)
+    # the target's logit far below the others: a huge but exact loss
+    loss, _ = F.softmax_cross_entropy(np.array([[1e4, -1e4]], dtype), [1])
+    assert loss == pytest.approx(2e4, rel=1e-6)
+
+
+def test_float_limits(dtype):
+    big = np.finfo(dtype).max / 4
+    z = np.array([[big, 0.0], [0.0, -big]], dtype)
+    loss, g = F.softmax_cross_entropy(z, [0, 0])
+    assert np.isfinite(loss) and np.all(np.isfinite(g))
+
+
+def test_single_class_has_zero_loss(dtype):
+    z = _logits((6, 1), dtype)
+    loss, g = F.softmax_cross_entropy(z, np.zeros(6, int))
+    assert loss == 0 and np.all(g == 0)
+
+
+def test_softmax_matches_reference(dtype, n_threads):
+    z = _logits((17, 9), dtype)
+    assert_close(F.softmax(z), R.softmax(z), dtype)
+    v = z[0]
+    assert_close(F.softmax(v), R.softmax(v), dtype)
+
+
+def test_grad_out_may_be_logits(dtype):
+    z = _logits((8, 5), dtype)
+    t = np.arange(8) % 5
+    loss, g = F.softmax_cross_entropy(z, t)
+    z2 = z.copy()
+    loss2, g2 = F.softmax_cross_entropy(z2, t, grad_out=z2)
+    assert g2 is z2 and loss2 == loss
+    np.testing.assert_array_equal(g2, g)
+
+
+@pytest.mark.parametrize("labels", [[0, 3], [-1, 0], [0, 2**40]])
+def test_labels_out_of_range_raise(labels):
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        F.softmax_cross_entropy(np.zeros((2, 3)), np.array(labels))
+
+
+def test_non_integral_labels_raise():
+    with pytest.raises(ValueError, match="integral"):
+        F.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.5, 1.0]))
+    loss, _ = F.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.0, 2.0]))
+    assert loss == pytest.approx(np.log(3))
+
+
+def test_empty_batch(dtype):
+    loss, g = F.softmax_cross_entropy(np.zeros((0, 3), dtype), np.zeros(0, int))
+    assert np.isnan(loss) and g.shape == (0, 3)
+    loss, _ = F.softmax_cross_entropy(np.zeros((0, 3), dtype), np.zeros(0, int), reduction="sum")
+    assert loss == 0
+
+
+@pytest.mark.parametrize("kind", ["index", "proba"])
+def test_identical_across_thread_counts(kind, dtype):
+    z = _logits((500, 300), dtype, seed=5)
+    t = np.arange(500) % 300 if kind == "index" else _probs((500, 300), dtype)
+    res = []
+    for n in (1, 2):
+        with cyprop.threads(n):
+            res.append(F.softmax_cross_entropy(z, t))
+    assert res[0][0] == res[1][0]
+    np.testing.assert_array_equal(res[0][1], res[1][1])
