@@ -1,0 +1,223 @@
+"""Bad input raises a clear error; unusual but valid input gives the ordinary result."""
+import numpy as np
+import pytest
+
+from cyprop import functional as F
+from cyprop import nn, optim
+
+f32, f64 = np.float32, np.float64
+
+
+def _lin(dtype=f64):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((4, 3)).astype(dtype), rng.standard_normal((3, 2)).astype(dtype),
+            rng.standard_normal(2).astype(dtype))
+
+
+# --------------------------------------------------------------------- linear
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(x=np.zeros(3)), ValueError, r"x must be 2-D, got shape \(3,\)"),
+    (dict(x=np.zeros((4, 5))), ValueError, r"x has 5 features .* W expects 3"),
+    (dict(W=np.zeros((3, 2, 1))), ValueError, "W must be 2-D"),
+    (dict(b=np.zeros(3)), ValueError, r"b must have shape \(2,\)"),
+    (dict(W=np.zeros((3, 2), f32)), TypeError, "W has dtype float32 but x has dtype float64"),
+    (dict(x=np.zeros((4, 3), int)), TypeError, "x must be a float32 or float64 array, got dtype int64"),
+    (dict(x=np.zeros((4, 3), complex)), TypeError, "complex128"),
+    (dict(x=np.zeros((4, 3), object)), TypeError, "object"),
+    (dict(x=np.zeros((4, 3), np.float16)), TypeError, "float16"),
+    (dict(x=[["a", "b", "c"]] * 4), TypeError, "real numbers"),
+    (dict(x=[[1, 2], [3]]), TypeError, "array-like"),
+    (dict(activation="gelu"), ValueError, "activation must be one of"),
+    (dict(out=np.zeros((4, 3))), ValueError, r"out must have shape \(4, 2\), got \(4, 3\)"),
+    (dict(out=np.zeros((4, 2), f32)), TypeError, "out must have dtype float64"),
+    (dict(out=np.zeros((2, 4)).T), ValueError, "out must be C-contiguous"),
+    (dict(out=[[0.0] * 2] * 4), TypeError, "out must be a numpy.ndarray"),
+])
+def test_linear_forward_rejects(kwargs, exc, match):
+    x, W, b = _lin()
+    args = dict(x=x, W=W, b=b)
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    opts = {k: v for k, v in kwargs.items() if k not in args}
+    with pytest.raises(exc, match=match):
+        F.linear_forward(args["x"], args["W"], args["b"], **opts)
+
+
+def test_read_only_out_raises():
+    x, W, b = _lin()
+    out = np.zeros((4, 2))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        F.linear_forward(x, W, b, out=out)
+
+
+def test_overlapping_out_raises():
+    x, W, b = _lin()
+    buf = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="out overlaps x"):
+        F.linear_forward(buf, np.zeros((3, 3)), out=buf)
+    with pytest.raises(ValueError, match="dW overlaps"):
+        F.linear_backward(np.zeros((4, 2)), x, W, dW=W)
+
+
+def test_linear_backward_rejects():
+    x, W, b = _lin()
+    with pytest.raises(ValueError, match=r"dy must have shape \(4, 2\)"):
+        F.linear_backward(np.zeros((4, 3)), x, W)
+    with pytest.raises(ValueError, match="y .* is required when activation='relu'"):
+        F.linear_backward(np.zeros((4, 2)), x, W, activation="relu")
+    with pytest.raises(ValueError, match="y must have the shape of dy"):
+        F.linear_backward(np.zeros((4, 2)), x, W, y=np.zeros((4, 1)), activation="relu")
+    with pytest.raises(ValueError, match=r"db must have shape \(2,\)"):
+        F.linear_backward(np.zeros((4, 2)), x, W, db=np.zeros(3))
+
+
+# ----------------------------------------------------------- activations etc.
+@pytest.mark.parametrize("fn", [F.relu_forward, F.sigmoid_forward, F.tanh_forward, F.softmax])
+def test_elementwise_rejects(fn):
+    with pytest.raises(TypeError, match="int64"):
+        fn(np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="out must have shape"):
+        fn(np.zeros((2, 2)), out=np.zeros((2, 3)))
+    ro = np.zeros((2, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fn(np.zeros((2, 2)), out=ro)
+    buf = np.zeros(8)
+    with pytest.raises(ValueError, match="out overlaps x; it may only be x itself"):
+        fn(buf[0:4].reshape(2, 2), out=buf[1:5].reshape(2, 2))
+
+
+@pytest.mark.parametrize("fn", [F.relu_backward, F.sigmoid_backward, F.tanh_backward])
+def test_activation_backward_rejects(fn):
+    with pytest.raises(ValueError, match="same shape"):
+        fn(np.zeros((2, 2)), np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="y has dtype float32 but dy has dtype float64"):
+        fn(np.zeros((2, 2)), np.zeros((2, 2), f32))
+
+
+def test_softmax_rejects_3d():
+    with pytest.raises(ValueError, match="x must be 1 or 2-D"):
+        F.softmax(np.zeros((2, 2, 2)))
+
+
+@pytest.mark.parametrize("target, exc, match", [
+    (np.array([0, 1, 2]), ValueError, r"target must have shape \(2,\) or \(2, 3\)"),
+    (np.zeros((2, 4)), ValueError, r"must have the logits' shape \(2, 3\)"),
+    (np.zeros((2, 3), f32), TypeError, "target has dtype float32 but logits has dtype float64"),
+    (np.array([True, False]), TypeError, "must be integers, got dtype bool"),
+    (np.array(["a", "b"]), TypeError, "must be integers"),
+    (np.zeros((2, 3, 1)), ValueError, "1-D class indices or 2-D probabilities"),
+    (np.array([0, 3]), ValueError, r"1 label\(s\) outside \[0, 3\), e.g. 3"),
+])
+def test_cross_entropy_rejects(target, exc, match):
+    with pytest.raises(exc, match=match):
+        F.softmax_cross_entropy(np.zeros((2, 3)), target)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (F.softmax_cross_entropy, (np.zeros((2, 3)), [0, 1])),
+    (F.mse_loss, (np.zeros(2), np.zeros(2))),
+])
+def test_bad_reduction(fn, args):
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum', got 'avg'"):
+        fn(*args, reduction="avg")
+
+
+def test_mse_rejects():
+    with pytest.raises(ValueError, match="same shape"):
+        F.mse_loss(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="target has dtype float32"):
+        F.mse_loss(np.zeros(2), np.zeros(2, f32))
+    with pytest.raises(ValueError, match="grad_out must have shape"):
+        F.mse_loss(np.zeros(2), np.zeros(2), grad_out=np.zeros(3))
+
+
+def test_optimizer_steps_reject():
+    p = np.zeros(3)
+    with pytest.raises(ValueError, match="momentum_buffer is required"):
+        F.sgd_step(p, np.zeros(3), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="grad must have the shape of param"):
+        F.sgd_step(p, np.zeros(4), lr=0.1)
+    with pytest.raises(TypeError, match="param must be a numpy.ndarray"):
+        F.sgd_step([0.0, 0.0], [0.0, 0.0], lr=0.1)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        F.adam_step(p, np.zeros(3), np.zeros(3), np.zeros(3), step=0)
+    with pytest.raises(TypeError, match="exp_avg must have dtype float64"):
+        F.adam_step(p, np.zeros(3), np.zeros(3, f32), np.zeros(3), step=1)
+
+
+# ------------------------------------------------------------ layers / optim
+@pytest.mark.parametrize("args, kwargs, exc, match", [
+    ((0, 3), {}, ValueError, "in_features must be >= 1, got 0"),
+    ((3, -1), {}, ValueError, "out_features must be >= 1, got -1"),
+    ((2.5, 3), {}, TypeError, "in_features must be a positive int"),
+    ((3, 3), dict(activation="softplus"), ValueError, "activation must be one of"),
+    ((3, 3), dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+])
+def test_linear_layer_rejects(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        nn.Linear(*args, **kwargs)
+
+
+def test_layer_call_errors():
+    layer = nn.Linear(3, 2, dtype=f32, seed=0)
+    with pytest.raises(ValueError, match="backward\\(\\) called before forward\\(\\)"):
+        layer.backward(np.zeros((4, 2), f32))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 3\), got \(4, 5\)"):
+        layer(np.zeros((4, 5), f32))
+    with pytest.raises(TypeError, match="Linear has dtype float32 but x has dtype float64"):
+        layer(np.zeros((4, 3)))
+    layer(np.zeros((4, 3), f32))
+    with pytest.raises(ValueError, match=r"dy must have the shape of the last forward output \(4, 2\)"):
+        layer.backward(np.zeros((5, 2), f32))
+    for cls in (nn.ReLU, nn.SoftmaxCrossEntropy, nn.MSELoss):
+        with pytest.raises(ValueError, match="called before forward"):
+            cls().backward() if cls is not nn.ReLU else cls().backward(np.zeros(2, f32))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss(reduction="none")
+
+
+def test_sequential_rejects():
+    with pytest.raises(ValueError, match="at least one layer"):
+        nn.Sequential()
+    with pytest.raises(TypeError, match="layer 1 must be a cyprop.nn.Module"):
+        nn.Sequential(nn.Linear(2, 2), lambda x: x)
+    with pytest.raises(TypeError, match="one dtype"):
+        nn.Sequential(nn.Linear(2, 2, dtype=f32), nn.Linear(2, 2, dtype=f64))
+
+
+def test_optimizers_reject():
+    params = nn.Linear(2, 2).parameters()
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="lr must be a number > 0"):
+        optim.SGD(params, lr=0)
+    with pytest.raises(ValueError, match="momentum must be a finite number >= 0"):
+        optim.SGD(params, lr=0.1, momentum=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(params, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"betas\[1\] must be in \[0, 1\)"):
+        optim.Adam(params, betas=(0.9, 1.0))
+    with pytest.raises(TypeError, match="params\\[0\\] must have ndarray"):
+        optim.Adam([object()])
+
+
+# -------------------------------------------------- unusual but valid input
+def test_non_contiguous_fortran_and_lists_match(dtype=f64):
+    x, W, b = _lin()
+    want = F.linear_forward(x, W, b, activation="tanh")
+    np.testing.assert_array_equal(F.linear_forward(np.asfortranarray(x), W, b, activation="tanh"), want)
+    wide = np.zeros((4, 6))
+    wide[:, ::2] = x
+    np.testing.assert_array_equal(F.linear_forward(wide[:, ::2], W, b, activation="tanh"), want)
+    np.testing.assert_array_equal(F.linear_forward(x.tolist(), W, b.tolist(), activation="tanh"), want)
+    loss, g = F.softmax_cross_entropy(want, [0, 1, 1, 0])
+    loss2, g2 = F.softmax_cross_entropy(np.asfortranarray(want), np.array([0, 1, 1, 0], np.int8))
+    assert loss == loss2
+    np.testing.assert_array_equal(g, g2)
+
+
+def test_lists_default_to_float64():
+    y = F.relu_forward([[-1, 2], [3, -4]])
+    assert y.dtype == f64
+    np.testing.assert_array_equal(y, [[0, 2], [3, 0]])
