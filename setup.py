@@ -60,7 +60,10 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
-        compile_args = ["/O2"] if msvc else ["-O3", "-fno-math-errno"]
+        # -fno-math-errno / -fno-trapping-math: nothing here reads errno or FP
+        # exception flags; without them gcc will not vectorize the element-wise
+        # loops (comparisons "may trap"). Rounding is unchanged (no -ffast-math).
+        compile_args = ["/O2"] if msvc else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
         link_args = []
         if os.environ.get("CYPROP_NATIVE") == "1" and not msvc:
             compile_args.append("-march=native")

@@ -1,0 +1,216 @@
+/*
+ * _vecmath.h - element-wise numerics for the cyprop kernels.
+ *
+ * Branch-free exp, tanh and sigmoid that the compiler vectorizes (written with
+ * selects, integer bit tricks and no libm calls), and the loops over spans
+ * that use them. Each span loop is compiled twice on x86-64 - for the
+ * baseline ISA and for AVX2+FMA - and the AVX2 copy is picked at run time,
+ * so a portable build is still fast on modern CPUs.
+ *
+ * exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two
+ * parts, Cody-Waite), exp(r) by the Cephes polynomial (float) or Pade
+ * approximant (double); 2^n is built in the exponent bits. n is found with
+ * the "magic number" rounding (x/ln2 + 1.5*2^p) whose low mantissa bits then
+ * hold n, so no float->int conversion is needed. Results below ~3e-38 (float)
+ * / ~2e-307 (double) are flushed to zero; overflow gives +inf; NaN propagates.
+ * tanh(x) = x + x^3 P(x^2) (Cephes) for |x| < 0.625, else
+ * sign(x) (1 - 2 / (exp(2|x|) + 1)). sigmoid(x) = 1/(1+z) for x >= 0 and
+ * z/(1+z) for x < 0 with z = exp(-|x|) <= 1, so exp never overflows.
+ * Accuracy: a few ulp (see tests/test_activations.py).
+ */
+#ifndef CYPROP_VECMATH_H
+#define CYPROP_VECMATH_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { CP_ACT_NONE = 0, CP_ACT_RELU = 1, CP_ACT_SIGMOID = 2, CP_ACT_TANH = 3 };
+
+static inline float cp_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+static inline uint32_t cp_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+static inline double cp_f64_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
+static inline uint64_t cp_bits_from_f64(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
+
+/* ------------------------------------------------------------------ float */
+static inline float cp_expf(float x)
+{
+    const float magic = 12582912.0f;                     /* 1.5 * 2^23 */
+    float xc = x < -86.5f ? -86.5f : (x > 88.72f ? 88.72f : x);
+    float t = xc * 1.44269504088896341f + magic;         /* round(x / ln2) in the low bits */
+    int32_t n = (int32_t)(cp_bits_from_f32(t) - cp_bits_from_f32(magic));
+    float fn = t - magic;
+    float r = xc - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    float scale = cp_f32_from_bits((uint32_t)(n + 126) << 23);   /* 2^(n-1) */
+    float res = p * scale * 2.0f;
+    res = x > 88.7228390520683f ? INFINITY : res;
+    res = x < -86.5f ? 0.0f : res;
+    return x != x ? x : res;
+}
+
+static inline float cp_sigmoidf(float x)
+{
+    float z = cp_expf(-fabsf(x));
+    float s = 1.0f / (1.0f + z);
+    return x >= 0.0f ? s : z * s;   /* NaN takes the second branch: z*s is NaN */
+}
+
+static inline float cp_tanhf(float x)
+{
+    float ax = fabsf(x);
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                    + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    float e = cp_expf(2.0f * ax);
+    float big = copysignf(1.0f - 2.0f / (e + 1.0f), x);
+    return ax < 0.625f ? small : big;
+}
+
+/* ----------------------------------------------------------------- double */
+static inline double cp_exp(double x)
+{
+    const double magic = 6755399441055744.0;             /* 1.5 * 2^52 */
+    double xc = x < -707.0 ? -707.0 : (x > 709.78 ? 709.78 : x);
+    double t = xc * 1.4426950408889634073599 + magic;
+    int64_t n = (int64_t)(cp_bits_from_f64(t) - cp_bits_from_f64(magic));
+    double fn = t - magic;
+    double r = xc - fn * 6.93145751953125e-1;
+    r = r - fn * 1.42860682030941723212e-6;
+    double xx = r * r;
+    double px = r * ((1.26177193074810590878e-4 * xx + 3.02994407707441961300e-2) * xx
+                     + 9.99999999999999999910e-1);
+    double qx = ((3.00198505138664455042e-6 * xx + 2.52448340349684104192e-3) * xx
+                 + 2.27265548208155028766e-1) * xx + 2.00000000000000000009e0;
+    double p = 1.0 + 2.0 * (px / (qx - px));
+    double scale = cp_f64_from_bits((uint64_t)(n + 1022) << 52);  /* 2^(n-1) */
+    double res = p * scale * 2.0;
+    res = x > 709.782712893384 ? INFINITY : res;
+    res = x < -707.0 ? 0.0 : res;
+    return x != x ? x : res;
+}
+
+static inline double cp_sigmoid(double x)
+{
+    double z = cp_exp(-fabs(x));
+    double s = 1.0 / (1.0 + z);
+    return x >= 0.0 ? s : z * s;
+}
+
+static inline double cp_tanh(double x)
+{
+    double ax = fabs(x);
+    double z = x * x;
+    double p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
+               - 1.61468768441708447952e3;
+    double q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
+               + 4.84406305325125486048e3;
+    double small = x + x * z * (p / q);
+    double e = cp_exp(2.0 * ax);
+    double big = copysign(1.0 - 2.0 / (e + 1.0), x);
+    return ax < 0.625 ? small : big;
+}
+
+/* ------------------------------------------------------------ span loops */
+/* CP_SPANS(SUFFIX, ATTR) defines every loop with the given target attribute. */
+#define CP_SPANS(SFX, ATTR)                                                            \
+ATTR static void cp_act_forward_f32##SFX(const float *x, float *y, ptrdiff_t n, int act) \
+{                                                                                      \
+    ptrdiff_t i;                                                                       \
+    if (act == CP_ACT_RELU)         { for (i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; } \
+    else if (act == CP_ACT_SIGMOID) { for (i = 0; i < n; i++) y[i] = cp_sigmoidf(x[i]); }   \
+    else if (act == CP_ACT_TANH)    { for (i = 0; i < n; i++) y[i] = cp_tanhf(x[i]); }      \
+    else if (x != y)                { for (i = 0; i < n; i++) y[i] = x[i]; }                \
+}                                                                                      \
+ATTR static void cp_act_forward_f64##SFX(const double *x, double *y, ptrdiff_t n, int act) \
+{                                                                                      \
+    ptrdiff_t i;                                                                       \
+    if (act == CP_ACT_RELU)         { for (i = 0; i < n; i++) y[i] = x[i] < 0.0 ? 0.0 : x[i]; } \
+    else if (act == CP_ACT_SIGMOID) { for (i = 0; i < n; i++) y[i] = cp_sigmoid(x[i]); }    \
+    else if (act == CP_ACT_TANH)    { for (i = 0; i < n; i++) y[i] = cp_tanh(x[i]); }       \
+    else if (x != y)                { for (i = 0; i < n; i++) y[i] = x[i]; }                \
+}                                                                                      \
+/* dx = dy * act'(.) written in the forward output y; relu: dy * (y > 0) (NaN in dy       \
+   propagates, as NumPy's dy * (y > 0)) */                                             \
+ATTR static void cp_act_backward_f32##SFX(const float *dy, const float *y, float *dx,   \
+                                          ptrdiff_t n, int act)                         \
+{                                                                                      \
+    ptrdiff_t i;                                                                       \
+    if (act == CP_ACT_RELU)         { for (i = 0; i < n; i++) dx[i] = dy[i] * (float)(y[i] > 0.0f); } \
+    else if (act == CP_ACT_SIGMOID) { for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); } \
+    else if (act == CP_ACT_TANH)    { for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); } \
+    else if (dx != dy)              { for (i = 0; i < n; i++) dx[i] = dy[i]; }                        \
+}                                                                                      \
+ATTR static void cp_act_backward_f64##SFX(const double *dy, const double *y, double *dx, \
+                                          ptrdiff_t n, int act)                         \
+{                                                                                      \
+    ptrdiff_t i;                                                                       \
+    if (act == CP_ACT_RELU)         { for (i = 0; i < n; i++) dx[i] = dy[i] * (double)(y[i] > 0.0); } \
+    else if (act == CP_ACT_SIGMOID) { for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0 - y[i]); } \
+    else if (act == CP_ACT_TANH)    { for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0 - y[i] * y[i]); } \
+    else if (dx != dy)              { for (i = 0; i < n; i++) dx[i] = dy[i]; }                       \
+}                                                                                      \
+/* e[i] = exp(z[i] - m); returns sum_i e[i] accumulated in double (8 partial sums,     \
+   added in a fixed order). */                                                         \
+ATTR static double cp_exp_shift_f32##SFX(const float *z, float m, float *e, ptrdiff_t n) \
+{                                                                                      \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
+    ptrdiff_t i, k;                                                                    \
+    for (i = 0; i < n; i++) e[i] = cp_expf(z[i] - m);                                 \
+    for (i = 0; i + 8 <= n; i += 8)                                                    \
+        for (k = 0; k < 8; k++) acc[k] += (double)e[i + k];                            \
+    for (; i < n; i++) acc[0] += (double)e[i];                                         \
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+}                                                                                      \
+ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, ptrdiff_t n) \
+{                                                                                      \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
+    ptrdiff_t i, k;                                                                    \
+    for (i = 0; i < n; i++) e[i] = cp_exp(z[i] - m);                                  \
+    for (i = 0; i + 8 <= n; i += 8)                                                    \
+        for (k = 0; k < 8; k++) acc[k] += e[i + k];                                    \
+    for (; i < n; i++) acc[0] += e[i];                                                 \
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CYPROP_NO_DISPATCH)
+CP_SPANS(_base, )
+CP_SPANS(_avx2, __attribute__((target("avx2,fma"))))
+
+static int cp_avx2_state = -1;   /* -1 unknown; a benign race: every writer writes the same */
+static inline int cp_use_avx2(void)
+{
+    if (cp_avx2_state < 0) {
+        __builtin_cpu_init();
+        cp_avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cp_avx2_state;
+}
+#define CP_DISPATCH(name, args) (cp_use_avx2() ? name##_avx2 args : name##_base args)
+#else
+CP_SPANS(_base, )
+#define CP_DISPATCH(name, args) (name##_base args)
+#endif
+
+static inline void cp_act_forward_f32(const float *x, float *y, ptrdiff_t n, int act)
+{ CP_DISPATCH(cp_act_forward_f32, (x, y, n, act)); }
+static inline void cp_act_forward_f64(const double *x, double *y, ptrdiff_t n, int act)
+{ CP_DISPATCH(cp_act_forward_f64, (x, y, n, act)); }
+static inline void cp_act_backward_f32(const float *dy, const float *y, float *dx, ptrdiff_t n, int act)
+{ CP_DISPATCH(cp_act_backward_f32, (dy, y, dx, n, act)); }
+static inline void cp_act_backward_f64(const double *dy, const double *y, double *dx, ptrdiff_t n, int act)
+{ CP_DISPATCH(cp_act_backward_f64, (dy, y, dx, n, act)); }
+static inline double cp_exp_shift_f32(const float *z, float m, float *e, ptrdiff_t n)
+{ return CP_DISPATCH(cp_exp_shift_f32, (z, m, e, n)); }
+static inline double cp_exp_shift_f64(const double *z, double m, double *e, ptrdiff_t n)
+{ return CP_DISPATCH(cp_exp_shift_f64, (z, m, e, n)); }
+
+#endif /* CYPROP_VECMATH_H */

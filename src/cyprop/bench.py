@@ -1,0 +1,403 @@
+"""Side-by-side benchmark: cyprop vs the NumPy reference, PyTorch eager and JAX jit.
+
+Run ``python -m cyprop.bench`` (``--help`` for options). Every peer runs on the
+same data in the same process; the peers' runs are interleaved and each time
+is the median of repeats, so the ratios are comparable even on a noisy
+machine. PyTorch and JAX are used when installed. For the GEMM-bound training
+steps the table also gives the time the same GEMMs take alone in
+``numpy.matmul`` in the same run (the machine's limit for that step).
+
+The training step is what a user writes with each library's public API:
+cyprop ``loss = loss_fn(model(x), y); model.backward(loss_fn.backward());
+opt.step()``; PyTorch ``zero_grad; loss = crit(model(x), y); loss.backward();
+opt.step()``; JAX a ``jax.jit``-compiled ``value_and_grad`` + SGD update; NumPy
+the same math through :mod:`cyprop.reference`.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import cyprop
+from cyprop import functional as F
+from cyprop import nn, optim
+from cyprop import reference as R
+
+MLPS = [  # (name, layer sizes, batch)
+    ("mlp 20-64-64-2", (20, 64, 64, 2), 32),
+    ("mlp 64-128-128-10", (64, 128, 128, 10), 128),
+    ("mlp 784-512-512-10", (784, 512, 512, 10), 1024),
+    ("linear 512->10000", (512, 10000), 256),
+]
+KERNEL_SHAPE = (4096, 1024)
+CE_SHAPE = (4096, 1000)
+LR = 0.01
+
+
+def _optional(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+# --------------------------------------------------------------------------
+# Training-step builders: each returns a zero-argument callable doing one step
+# --------------------------------------------------------------------------
+
+def _init(sizes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    Ws = [(rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / (a + b))).astype(dtype)
+          for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [np.zeros(b, dtype) for b in sizes[1:]]
+    return Ws, bs
+
+
+def _data(sizes, batch, dtype, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, sizes[0])).astype(dtype), rng.integers(0, sizes[-1], batch)
+
+
+def cyprop_step(sizes, batch, dtype):
+    Ws, bs = _init(sizes, dtype)
+    layers = []
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        layer = nn.Linear(W.shape[0], W.shape[1], dtype=dtype,
+                          activation="relu" if i < len(Ws) - 1 else None)
+        layer.W[...], layer.b[...] = W, b
+        layers.append(layer)
+    model = nn.Sequential(*layers)
+    loss_fn = nn.SoftmaxCrossEntropy()
+    opt = optim.SGD(model.parameters(), lr=LR)
+    x, y = _data(sizes, batch, dtype)
+
+    def step():
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+    return step
+
+
+def numpy_step(sizes, batch, dtype):
+    Ws, bs = _init(sizes, dtype)
+    x, y = _data(sizes, batch, dtype)
+    last = len(Ws) - 1
+
+    def step():
+        hs = [x]
+        for i, (W, b) in enumerate(zip(Ws, bs)):
+            hs.append(R.linear_forward(hs[-1], W, b, activation="relu" if i < last else None))
+        _, g = R.softmax_cross_entropy(hs[-1], y)
+        for i in range(last, -1, -1):
+            g, dW, db = R.linear_backward(g, hs[i], Ws[i], y=hs[i + 1],
+                                          activation="relu" if i < last else None,
+                                          need_dx=i > 0)
+            R.sgd_step(Ws[i], dW, lr=LR)
+            R.sgd_step(bs[i], db, lr=LR)
+    return step
+
+
+def torch_step(sizes, batch, dtype):
+    torch = _optional("torch")
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    Ws, bs = _init(sizes, dtype)
+    mods = []
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=tdtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        mods.append(lin)
+        if i < len(Ws) - 1:
+            mods.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*mods)
+    crit = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    x, y = _data(sizes, batch, dtype)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = crit(model(tx), ty)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def jax_step(sizes, batch, dtype):
+    jax = _optional("jax")
+    if dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    Ws, bs = _init(sizes, dtype)
+    params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in zip(Ws, bs)]
+    x, y = _data(sizes, batch, dtype)
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+
+    def loss_fn(ps, xb, yb):
+        h = xb
+        for i, (W, b) in enumerate(ps):
+            h = h @ W + b
+            if i < len(ps) - 1:
+                h = jax.nn.relu(h)
+        logp = jax.nn.log_softmax(h)
+        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+
+    @jax.jit
+    def update(ps, xb, yb):
+        loss, grads = jax.value_and_grad(loss_fn)(ps, xb, yb)
+        return [(W - LR * gW, b - LR * gb) for (W, b), (gW, gb) in zip(ps, grads)], loss
+
+    state = {"p": params}
+
+    def step():
+        state["p"], loss = update(state["p"], jx, jy)
+        loss.block_until_ready()
+    return step
+
+
+def gemms_step(sizes, batch, dtype):
+    """The step's GEMMs alone in numpy.matmul (forward, dW, dx except the input's)."""
+    Ws, _ = _init(sizes, dtype)
+    x, _ = _data(sizes, batch, dtype)
+    hs = [x]
+    for W in Ws:
+        hs.append(hs[-1] @ W)
+
+    def step():
+        for i, W in enumerate(Ws):
+            np.matmul(hs[i], W, out=hs[i + 1])
+        for i in range(len(Ws) - 1, -1, -1):
+            hs[i].T @ hs[i + 1]            # dW
+            if i > 0:
+                hs[i + 1] @ Ws[i].T        # dx
+    return step
+
+
+# --------------------------------------------------------------------------
+# Kernel builders
+# --------------------------------------------------------------------------
+
+def _kernel_data(dtype, shape=KERNEL_SHAPE, seed=2):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+
+
+def kernel_cases(name, direction, dtype):
+    """{peer: step} for one activation kernel."""
+    x, dy = _kernel_data(dtype)
+    fwd, bwd = getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward")
+    rfwd, rbwd = getattr(R, f"{name}_forward"), getattr(R, f"{name}_backward")
+    y = fwd(x)
+    out = np.empty_like(x)
+    if direction == "forward":
+        steps = {"cyprop": lambda: fwd(x, out=out), "numpy": lambda: rfwd(x)}
+    else:
+        steps = {"cyprop": lambda: bwd(dy, y, out=out), "numpy": lambda: rbwd(dy, y)}
+    torch = _optional("torch")
+    if torch is not None:
+        tx, tdy, ty = torch.from_numpy(x), torch.from_numpy(dy), torch.from_numpy(y)
+        if direction == "forward":
+            tf = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[name]
+            steps["torch"] = lambda: tf(tx)
+        else:  # the kernels autograd calls for these ops
+            aten = torch.ops.aten
+            tb = {"relu": lambda: aten.threshold_backward(tdy, ty, 0),
+                  "sigmoid": lambda: aten.sigmoid_backward(tdy, ty),
+                  "tanh": lambda: aten.tanh_backward(tdy, ty)}[name]
+            steps["torch"] = tb
+    return steps
+
+
+def ce_cases(dtype):
+    rng = np.random.default_rng(3)
+    z = (3 * rng.standard_normal(CE_SHAPE)).astype(dtype)
+    t = rng.integers(0, CE_SHAPE[1], CE_SHAPE[0])
+    g = np.empty_like(z)
+    steps = {"cyprop": lambda: F.softmax_cross_entropy(z, t, grad_out=g),
+             "numpy": lambda: R.softmax_cross_entropy(z, t)}
+    torch = _optional("torch")
+    if torch is not None:
+        tz, tt = torch.from_numpy(z), torch.from_numpy(t)
+
+        def torch_ce():
+            zz = tz.detach().requires_grad_(True)
+            torch.nn.functional.cross_entropy(zz, tt).backward()
+            return zz.grad
+        steps["torch"] = torch_ce
+    return steps
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+def _calibrate(fn, target):
+    """Calls per sample so that one sample takes about ``target`` seconds."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    return max(1, int(target / once))
+
+
+def measure(steps, repeats, target):
+    """Median seconds per call of each step, peers interleaved."""
+    numbers = {k: _calibrate(f, target) for k, f in steps.items()}
+    samples = {k: [] for k in steps}
+    for _ in range(repeats):
+        for k, f in steps.items():
+            n = numbers[k]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            samples[k].append((time.perf_counter() - t0) / n)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _set_threads(n):
+    torch = _optional("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def build_cases(dtypes, which):
+    """(case name, dtype, {peer: builder()}, gemm-bound) for every selected case."""
+    peers = {"cyprop": cyprop_step, "numpy": numpy_step}
+    if _optional("torch") is not None:
+        peers["torch"] = torch_step
+    if _optional("jax") is not None:
+        peers["jax"] = jax_step
+    for dtype in dtypes:
+        if "train" in which:
+            for name, sizes, batch in MLPS:
+                steps = {k: b(sizes, batch, dtype) for k, b in peers.items()}
+                big = sizes[0] * batch >= 100_000
+                if big:
+                    steps["gemms"] = gemms_step(sizes, batch, dtype)
+                yield f"step {name} b{batch}", dtype, steps
+        if "kernels" in which:
+            for name in ("relu", "sigmoid", "tanh"):
+                for direction in ("forward", "backward"):
+                    yield f"{name} {direction} {KERNEL_SHAPE}", dtype, kernel_cases(name, direction, dtype)
+            yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
+
+
+def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernels"),
+        repeats=5, target=0.02, progress=True):
+    """Run the benchmark; return a list of result dicts (times in seconds)."""
+    results = []
+    cases = list(build_cases(dtypes, which))
+    total = len(cases) * len(threads)
+    done = 0
+    for n in threads:
+        with cyprop.threads(n):
+            _set_threads(n)
+            for name, dtype, steps in cases:
+                done += 1
+                if progress:
+                    print(f"\r[{done}/{total}] {name} {np.dtype(dtype).name} threads={n}"
+                          + " " * 20, end="", file=sys.stderr, flush=True)
+                times = measure(steps, repeats, target)
+                results.append({"case": name, "dtype": np.dtype(dtype).name, "threads": n,
+                                "times": times})
+    if progress:
+        print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)
+    return results
+
+
+def _fmt_time(s):
+    if s < 1e-3:
+        return f"{s * 1e6:8.1f} us"
+    return f"{s * 1e3:8.2f} ms"
+
+
+def format_table(results):
+    peers = [p for p in ("numpy", "torch", "jax") if any(p in r["times"] for r in results)]
+    head = (f"{'case':<38} {'dtype':<8} {'thr':>3} {'cyprop':>11} "
+            + " ".join(f"{p:>11} {'ratio':>6}" for p in peers)
+            + f" {'GEMMs':>11} {'ratio':>6}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        t = r["times"]
+        row = f"{r['case']:<38} {r['dtype']:<8} {r['threads']:>3} {_fmt_time(t['cyprop']):>11} "
+        for p in peers:
+            row += (f"{_fmt_time(t[p]):>11} {t['cyprop'] / t[p]:6.2f} " if p in t
+                    else f"{'-':>11} {'-':>6} ")
+        if "gemms" in t:
+            row += f"{_fmt_time(t['gemms']):>11} {t['cyprop'] / t['gemms']:6.2f}"
+        lines.append(row.rstrip())
+    lines.append("ratio = cyprop time / peer time (lower is better; < 1 means cyprop is faster);"
+                 " GEMMs = the step's matrix products alone in numpy.matmul")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    """Bar chart of cyprop's speed-up over each peer (peer time / cyprop time)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    peers = [p for p in ("numpy", "torch", "jax") if any(p in r["times"] for r in results)]
+    labels = [f"{r['case']} {r['dtype']} t{r['threads']}" for r in results]
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(results) + 1.5))
+    height = 0.8 / max(len(peers), 1)
+    ys = np.arange(len(results))
+    for k, p in enumerate(peers):
+        speed = [r["times"][p] / r["times"]["cyprop"] if p in r["times"] else 0 for r in results]
+        ax.barh(ys + k * height, speed, height=height, label=f"vs {p}")
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_yticks(ys + height * (len(peers) - 1) / 2)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("speed-up of cyprop (peer time / cyprop time, log scale; > 1 is faster)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m cyprop.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    ap.add_argument("--only", choices=["train", "kernels", "all"], default="all")
+    ap.add_argument("--repeats", type=int, default=5, help="samples per peer (median taken)")
+    ap.add_argument("--target", type=float, default=0.02, help="seconds per sample")
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
+    args = ap.parse_args(argv)
+    try:
+        threads = tuple(int(t) for t in args.threads.split(","))
+    except ValueError:
+        ap.error(f"--threads must be comma-separated integers, got {args.threads!r}")
+    if any(t < 1 for t in threads):
+        ap.error("--threads must be >= 1")
+    dtypes = {"float32": (np.float32,), "float64": (np.float64,),
+              "both": (np.float32, np.float64)}[args.dtype]
+    which = ("train", "kernels") if args.only == "all" else (args.only,)
+    print(f"cyprop {cyprop.__version__}, OpenMP {cyprop.openmp_enabled()}, "
+          f"peers: numpy {np.__version__}"
+          + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
+                    if _optional(m) is not None))
+    results = run(threads, dtypes, which, args.repeats, args.target)
+    print(format_table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    if args.plot:
+        try:
+            plot(results, args.plot)
+        except ImportError:
+            print("--plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+            return 1
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
