@@ -90,9 +90,22 @@ cdef inline void blas_threads_restore(int saved) noexcept nogil:
 
 
 # --- Blocked GEMM ------------------------------------------------------------
-cdef Py_ssize_t GEMM_MIN_FLOPS = 1 << 21   # below this, one BLAS call, no blocks
-cdef Py_ssize_t GEMM_MIN_BLOCK = 256       # rows/columns per block, at least
+cdef Py_ssize_t GEMM_MIN_FLOPS = 1 << 21   # below this: one BLAS call, no blocks
+cdef Py_ssize_t GEMM_MIN_BLOCK = 256       # never cut blocks smaller than this
+cdef Py_ssize_t GEMM_TARGET_BLOCK = 384    # aim for blocks at least this large
 cdef Py_ssize_t GEMM_MAX_BLOCKS = 64
+
+
+def _set_gemm_blocking(Py_ssize_t min_flops, Py_ssize_t min_block, Py_ssize_t target_block,
+                       Py_ssize_t max_blocks):
+    """Tune the GEMM blocking (for benchmarks); returns the previous values."""
+    global GEMM_MIN_FLOPS, GEMM_MIN_BLOCK, GEMM_TARGET_BLOCK, GEMM_MAX_BLOCKS
+    old = (GEMM_MIN_FLOPS, GEMM_MIN_BLOCK, GEMM_TARGET_BLOCK, GEMM_MAX_BLOCKS)
+    if min_flops < 0 or min_block < 1 or target_block < min_block or max_blocks < 1:
+        raise ValueError("need min_flops >= 0, 1 <= min_block <= target_block, max_blocks >= 1")
+    GEMM_MIN_FLOPS, GEMM_MIN_BLOCK, GEMM_TARGET_BLOCK, GEMM_MAX_BLOCKS = (
+        min_flops, min_block, target_block, max_blocks)
+    return old
 
 
 cdef inline Py_ssize_t gemm_plan(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -101,15 +114,21 @@ cdef inline Py_ssize_t gemm_plan(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
 
     Blocking C's rows repacks op(B) (K, N) once per block, blocking its
     columns repacks op(A) (M, K): block the larger of M and N, so the operand
-    repacked is the smaller one. Depends on the shapes only.
+    repacked is the smaller one. The repacking costs about 1/block of the
+    GEMM, so blocks are large; their number is a power of two (equal blocks
+    balance over 2, 4, 8... threads). Depends on the shapes only, never on
+    the thread count.
     """
-    cdef Py_ssize_t dim, block
+    cdef Py_ssize_t dim, n_blocks = 1
     by_rows[0] = M >= N
     dim = M if by_rows[0] else N
     if M * N * K < GEMM_MIN_FLOPS or dim < 2 * GEMM_MIN_BLOCK:
         return dim
-    block = max(GEMM_MIN_BLOCK, (dim + GEMM_MAX_BLOCKS - 1) // GEMM_MAX_BLOCKS)
-    return (block + 15) // 16 * 16
+    while n_blocks * 2 * GEMM_TARGET_BLOCK <= dim and n_blocks * 2 <= GEMM_MAX_BLOCKS:
+        n_blocks *= 2
+    if n_blocks == 1:
+        n_blocks = 2
+    return ((dim + n_blocks - 1) // n_blocks + 15) // 16 * 16
 
 
 cdef inline void gemm_block(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N,
