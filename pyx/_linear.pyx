@@ -31,7 +31,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span)
+from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span,
+                        parallel_activation_forward, parallel_activation_backward)
 
 cdef Py_ssize_t DB_CHUNK = 64          # rows per deterministic partial sum of db
 cdef Py_ssize_t MIN_PARALLEL = 32768   # elements below which one thread is faster
@@ -172,18 +173,125 @@ cdef inline void _sum_column(const double* partial, Py_ssize_t n_chunks, Py_ssiz
     out[0] = <floating>acc
 
 
-cdef inline void bias_activation(floating* y, Py_ssize_t ldy, const floating* b, bint has_bias,
-                                 int act, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
+cdef inline void bias_activation(floating* y, Py_ssize_t ldy, const floating* b, int act,
+                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
                                  Py_ssize_t c1) noexcept nogil:
-    """y[r0:r1, c0:c1] = act(y + b) in place (the GEMM epilogue)."""
+    """y[r0:r1, c0:c1] = act(y + b) in place (the GEMM epilogue); b may be NULL."""
     cdef Py_ssize_t i, j
     cdef floating* yrow
     for i in range(r0, r1):
         yrow = y + i * ldy
-        if has_bias:
+        if b != NULL:
             for j in range(c0, c1):
                 yrow[j] = yrow[j] + b[j]
         activation_inplace(yrow + c0, c1 - c0, act)
+
+
+cdef void linear_forward_impl(const floating* x, const floating* W, const floating* b,
+                              floating* y, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                              int act, int n_threads) noexcept nogil:
+    """y (n, n_out) = act(x (n, n_in) @ W (n_in, n_out) + b); b may be NULL.
+
+    BLAS must already be single-threaded (blas_single_thread_enter). Each GEMM
+    block gets its bias and activation while it is still in cache.
+    """
+    cdef Py_ssize_t i, blk, start, stop, block, dim, n_blocks
+    cdef bint by_rows, epilogue = b != NULL or act != ACT_NONE
+    if n == 0 or n_out == 0:
+        return
+    if n_in == 0:  # an empty sum: y = act(b)
+        memset(y, 0, n * n_out * sizeof(floating))
+    block = gemm_plan(n, n_out, n_in, &by_rows)
+    dim = n if by_rows else n_out
+    n_blocks = (dim + block - 1) // block
+    if n_blocks == 1 or n_in == 0:
+        if n_in > 0:
+            gemm_rowmajor(False, False, <int>n, <int>n_out, <int>n_in, 1, x, <int>n_in,
+                          W, <int>n_out, 0, y, <int>n_out)
+        if epilogue:
+            for i in prange(n, num_threads=n_threads, schedule="static",
+                            use_threads_if=n_threads > 1 and n * n_out >= MIN_PARALLEL):
+                bias_activation(y, n_out, b, act, i, i + 1, 0, n_out)
+    else:
+        for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
+                          use_threads_if=n_threads > 1):
+            start = blk * block
+            stop = min(start + block, dim)
+            gemm_block(False, False, n, n_out, n_in, x, <int>n_in, W, <int>n_out, y,
+                       <int>n_out, by_rows, start, stop)
+            if epilogue:
+                if by_rows:
+                    bias_activation(y, n_out, b, act, start, stop, 0, n_out)
+                else:
+                    bias_activation(y, n_out, b, act, 0, n, start, stop)
+
+
+cdef inline Py_ssize_t db_workspace_size(Py_ssize_t n, Py_ssize_t n_out) noexcept nogil:
+    """Doubles of workspace linear_backward_impl needs for db."""
+    return ((n + DB_CHUNK - 1) // DB_CHUNK) * n_out
+
+
+cdef void linear_backward_impl(const floating* dy, const floating* x, const floating* W,
+                               const floating* y, int act, floating* delta, floating* dx,
+                               floating* dW, floating* db, double* partial,
+                               Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                               int n_threads) noexcept nogil:
+    """Gradients of y = act(x @ W + b); dx and db are skipped when NULL.
+
+    dy, y, delta: (n, n_out); x, dx: (n, n_in); W, dW: (n_in, n_out); db: (n_out,).
+    ``delta`` receives dy * act'(y) (unused when act is none; it may be dy);
+    ``partial`` is float64 workspace of db_workspace_size(n, n_out) (unused
+    when db is NULL). BLAS must already be single-threaded.
+    """
+    cdef Py_ssize_t n_chunks = (n + DB_CHUNK - 1) // DB_CHUNK
+    cdef Py_ssize_t c, i, j, r0, r1
+    cdef const floating* d
+    cdef floating* drow
+    cdef double* prow
+    cdef bint need_db = db != NULL
+    if n_out == 0:
+        if dx != NULL and n * n_in > 0:
+            memset(dx, 0, n * n_in * sizeof(floating))
+        return
+    if n == 0:
+        if n_in > 0:
+            memset(dW, 0, n_in * n_out * sizeof(floating))
+        if need_db:
+            memset(db, 0, n_out * sizeof(floating))
+        return
+    # delta = dy * act'(y), fused with the per-chunk partial sums of db
+    if act != ACT_NONE or need_db:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="static",
+                        use_threads_if=n_threads > 1 and n * n_out >= MIN_PARALLEL):
+            r0 = c * DB_CHUNK
+            r1 = min(r0 + DB_CHUNK, n)
+            prow = partial + c * n_out
+            if need_db:
+                for j in range(n_out):
+                    prow[j] = 0
+            for i in range(r0, r1):
+                if act != ACT_NONE:
+                    drow = delta + i * n_out
+                    activation_backward_span(dy + i * n_out, y + i * n_out, drow, n_out, act)
+                    if need_db:
+                        for j in range(n_out):
+                            prow[j] += drow[j]
+                else:
+                    for j in range(n_out):
+                        prow[j] += dy[i * n_out + j]
+    if need_db:
+        # sum the partials in float64, in chunk order, then round once
+        for j in range(n_out):
+            _sum_column(partial, n_chunks, n_out, j, &db[j])
+    d = delta if act != ACT_NONE else dy
+    if n_in > 0:
+        # dW (in, out) = x^T (in, N) @ delta (N, out)
+        parallel_gemm(True, False, n_in, n_out, n, x, <int>n_in, d, <int>n_out,
+                      dW, <int>n_out, n_threads)
+        if dx != NULL:
+            # dx (N, in) = delta (N, out) @ W^T (out, in)
+            parallel_gemm(False, True, n, n_in, n_out, d, <int>n_out, W, <int>n_out,
+                          dx, <int>n_in, n_threads)
 
 
 def linear_forward(const floating[:, ::1] x, const floating[:, ::1] W,
@@ -192,43 +300,15 @@ def linear_forward(const floating[:, ::1] x, const floating[:, ::1] W,
     """y (N, out) = act(x (N, in) @ W (in, out) + b (out,)).
 
     ``b`` is ignored unless ``has_bias``. ``y`` must not overlap x or W.
-    Each GEMM block gets its bias and activation while it is still in cache.
     """
-    cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
-    cdef Py_ssize_t i, blk, start, stop, block, dim, n_blocks
-    cdef bint by_rows, epilogue = has_bias or act != ACT_NONE
     cdef int saved
-    if n == 0 or n_out == 0:
-        return
     with nogil:
-        if n_in == 0:  # an empty sum: y = act(b)
-            memset(&y[0, 0], 0, n * n_out * sizeof(floating))
         saved = blas_single_thread_enter()
-        block = gemm_plan(n, n_out, n_in, &by_rows)
-        dim = n if by_rows else n_out
-        n_blocks = (dim + block - 1) // block
-        if n_blocks == 1 or n_in == 0:
-            if n_in > 0:
-                gemm_rowmajor(False, False, <int>n, <int>n_out, <int>n_in, 1, &x[0, 0],
-                              <int>n_in, &W[0, 0], <int>n_out, 0, &y[0, 0], <int>n_out)
-            if epilogue:
-                for i in prange(n, num_threads=n_threads, schedule="static",
-                                use_threads_if=n_threads > 1 and n * n_out >= MIN_PARALLEL):
-                    bias_activation(&y[0, 0], n_out, &b[0], has_bias, act, i, i + 1, 0, n_out)
-        else:
-            for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
-                              use_threads_if=n_threads > 1):
-                start = blk * block
-                stop = min(start + block, dim)
-                gemm_block(False, False, n, n_out, n_in, &x[0, 0], <int>n_in, &W[0, 0],
-                           <int>n_out, &y[0, 0], <int>n_out, by_rows, start, stop)
-                if epilogue:
-                    if by_rows:
-                        bias_activation(&y[0, 0], n_out, &b[0], has_bias, act,
-                                        start, stop, 0, n_out)
-                    else:
-                        bias_activation(&y[0, 0], n_out, &b[0], has_bias, act,
-                                        0, n, start, stop)
+        linear_forward_impl(&x[0, 0] if x.shape[0] * x.shape[1] else NULL,
+                            &W[0, 0] if W.shape[0] * W.shape[1] else NULL,
+                            &b[0] if has_bias else NULL,
+                            &y[0, 0] if y.shape[0] * y.shape[1] else NULL,
+                            x.shape[0], x.shape[1], W.shape[1], act, n_threads)
         blas_threads_restore(saved)
 
 
@@ -247,62 +327,218 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
     allocated.
     """
     cdef Py_ssize_t n = dy.shape[0], n_out = dy.shape[1], n_in = x.shape[1]
-    cdef Py_ssize_t n_chunks = (n + DB_CHUNK - 1) // DB_CHUNK
-    cdef Py_ssize_t c, i, j, r0, r1
-    cdef const floating* d
-    cdef floating* drow
     cdef double* partial = NULL
-    cdef double* prow
     cdef int saved
-    if n_out == 0:
-        if need_dx and n * n_in > 0:
-            memset(&dx[0, 0], 0, n * n_in * sizeof(floating))
-        return 0
-    if n == 0:
-        if n_in > 0:
-            memset(&dW[0, 0], 0, n_in * n_out * sizeof(floating))
-        if need_db:
-            memset(&db[0], 0, n_out * sizeof(floating))
-        return 0
-    if need_db:
-        partial = <double*>malloc(n_chunks * n_out * sizeof(double))
+    if need_db and n * n_out > 0:
+        partial = <double*>malloc(db_workspace_size(n, n_out) * sizeof(double))
         if partial == NULL:
             return -1
     with nogil:
-        # delta = dy * act'(y), fused with the per-chunk partial sums of db
-        if act != ACT_NONE or need_db:
-            for c in prange(n_chunks, num_threads=n_threads, schedule="static",
-                            use_threads_if=n_threads > 1 and n * n_out >= MIN_PARALLEL):
-                r0 = c * DB_CHUNK
-                r1 = min(r0 + DB_CHUNK, n)
-                prow = partial + c * n_out
-                if need_db:
-                    for j in range(n_out):
-                        prow[j] = 0
-                for i in range(r0, r1):
-                    if act != ACT_NONE:
-                        drow = &delta[i, 0]
-                        activation_backward_span(&dy[i, 0], &y[i, 0], drow, n_out, act)
-                        if need_db:
-                            for j in range(n_out):
-                                prow[j] += drow[j]
-                    else:
-                        for j in range(n_out):
-                            prow[j] += dy[i, j]
-        if need_db:
-            # sum the partials in float64, in chunk order, then round once
-            for j in range(n_out):
-                _sum_column(partial, n_chunks, n_out, j, &db[j])
-        d = &delta[0, 0] if act != ACT_NONE else &dy[0, 0]
-        if n_in > 0:
-            saved = blas_single_thread_enter()
-            # dW (in, out) = x^T (in, N) @ delta (N, out)
-            parallel_gemm(True, False, n_in, n_out, n, &x[0, 0], <int>n_in, d, <int>n_out,
-                          &dW[0, 0], <int>n_out, n_threads)
-            if need_dx:
-                # dx (N, in) = delta (N, out) @ W^T (out, in)
-                parallel_gemm(False, True, n, n_in, n_out, d, <int>n_out, &W[0, 0],
-                              <int>n_out, &dx[0, 0], <int>n_in, n_threads)
-            blas_threads_restore(saved)
+        saved = blas_single_thread_enter()
+        linear_backward_impl(&dy[0, 0] if n * n_out else NULL,
+                             &x[0, 0] if n * n_in else NULL,
+                             &W[0, 0] if n_in * n_out else NULL,
+                             &y[0, 0] if n * n_out else NULL, act,
+                             &delta[0, 0] if n * n_out else NULL,
+                             &dx[0, 0] if need_dx and n * n_in else NULL,
+                             &dW[0, 0] if n_in * n_out else NULL,
+                             &db[0] if need_db and n_out else NULL, partial,
+                             n, n_in, n_out, n_threads)
+        blas_threads_restore(saved)
     free(partial)
     return 0
+
+
+# --- A chain of layers in one call ---------------------------------------------
+# ChainPlan runs a Sequential of Linear and activation layers forward and
+# backward in one nogil call, for one batch size. It holds raw pointers into
+# arrays it keeps alive itself (parameters, gradients and workspaces), and it
+# checks every array handed to it (dtype, C order, shape), so it cannot read
+# or write outside them.
+import numpy as np
+
+cdef enum:
+    OP_LINEAR = 0
+    OP_ACTIVATION = 1
+
+cdef struct ChainOp:
+    int kind
+    int act
+    Py_ssize_t n_in, n_out
+    void* W
+    void* b        # NULL without bias
+    void* dW
+    void* db       # NULL without bias
+    void* y        # forward output (n, n_out)
+    void* dx       # gradient w.r.t. the op's input (n, n_in)
+    void* delta    # dy * act'(y) (n, n_out); NULL when act is none
+
+
+cdef void chain_forward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const floating* x,
+                        int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef const floating* inp = x
+    cdef ChainOp* op
+    for i in range(n_ops):
+        op = &ops[i]
+        if op.kind == OP_LINEAR:
+            linear_forward_impl(inp, <floating*>op.W, <floating*>op.b, <floating*>op.y,
+                                n, op.n_in, op.n_out, op.act, n_threads)
+        else:
+            parallel_activation_forward(inp, <floating*>op.y, n * op.n_out, op.act, n_threads)
+        inp = <floating*>op.y
+
+
+cdef void chain_backward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const floating* x,
+                         const floating* dy, bint need_dx, double* partial,
+                         int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef const floating* grad = dy
+    cdef const floating* inp
+    cdef floating* dx
+    cdef ChainOp* op
+    for i in range(n_ops - 1, -1, -1):
+        op = &ops[i]
+        inp = x if i == 0 else <floating*>ops[i - 1].y
+        dx = <floating*>op.dx if (i > 0 or need_dx) else NULL
+        if op.kind == OP_LINEAR:
+            linear_backward_impl(grad, inp, <floating*>op.W, <floating*>op.y, op.act,
+                                 <floating*>op.delta, dx, <floating*>op.dW, <floating*>op.db,
+                                 partial, n, op.n_in, op.n_out, n_threads)
+        elif dx != NULL:
+            parallel_activation_backward(grad, <floating*>op.y, dx, n * op.n_out, op.act,
+                                            n_threads)
+        grad = dx
+
+
+cdef class ChainPlan:
+    """Forward and backward of a chain of Linear/activation ops for a batch of ``n`` rows.
+
+    Build it with ``add_linear`` / ``add_activation`` in order; then
+    ``forward(x)`` and ``backward(dy, need_dx)`` run the whole chain in one
+    nogil call. The arrays given are used in place and kept alive.
+    """
+    cdef ChainOp* ops
+    cdef Py_ssize_t n_ops, capacity, n, partial_size
+    cdef double* partial
+    cdef object dtype
+    cdef bint is_float
+    cdef list keep
+    cdef object last_x
+
+    def __cinit__(self, Py_ssize_t n, dtype, Py_ssize_t capacity):
+        self.ops = <ChainOp*>malloc(max(capacity, 1) * sizeof(ChainOp))
+        if self.ops == NULL:
+            raise MemoryError()
+        self.n_ops = 0
+        self.capacity = capacity
+        self.n = n
+        self.partial = NULL
+        self.partial_size = 0
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"ChainPlan dtype must be float32 or float64, got {self.dtype}")
+        self.is_float = self.dtype == np.dtype(np.float32)
+        self.keep = []
+        self.last_x = None
+
+    def __dealloc__(self):
+        free(self.ops)
+        free(self.partial)
+
+    cdef size_t _address(self, name, a, tuple shape) except 0:
+        """Data address of ``a`` after checking it; keeps ``a`` alive."""
+        if not isinstance(a, np.ndarray) or a.dtype != self.dtype:
+            raise TypeError(f"{name} must be an ndarray of dtype {self.dtype}")
+        if a.shape != shape or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{name} must be a writeable C-contiguous array of shape {shape}, "
+                             f"got shape {a.shape}")
+        self.keep.append(a)
+        return max(<size_t>a.__array_interface__["data"][0], 1)
+
+    cdef ChainOp* _next_op(self, Py_ssize_t n_in, Py_ssize_t n_out) except NULL:
+        if self.n_ops == self.capacity:
+            raise ValueError("ChainPlan is full")
+        if n_in < 1 or n_out < 1:
+            raise ValueError("layer sizes must be >= 1")
+        if self.n_ops > 0 and self.ops[self.n_ops - 1].n_out != n_in:
+            raise ValueError(f"op {self.n_ops} takes {n_in} features but the previous op "
+                             f"gives {self.ops[self.n_ops - 1].n_out}")
+        cdef ChainOp* op = &self.ops[self.n_ops]
+        memset(op, 0, sizeof(ChainOp))
+        op.n_in, op.n_out = n_in, n_out
+        return op
+
+    def add_linear(self, W, b, dW, db, y, dx, delta, int act):
+        """Append ``y = act(x @ W + b)``; b/db may be None, delta None when act is none."""
+        n_in, n_out = W.shape
+        cdef ChainOp* op = self._next_op(n_in, n_out)
+        op.kind, op.act = OP_LINEAR, act
+        op.W = <void*>self._address("W", W, (n_in, n_out))
+        op.dW = <void*>self._address("dW", dW, (n_in, n_out))
+        if b is not None:
+            op.b = <void*>self._address("b", b, (n_out,))
+            op.db = <void*>self._address("db", db, (n_out,))
+            self.partial_size = max(self.partial_size, db_workspace_size(self.n, n_out))
+        op.y = <void*>self._address("y", y, (self.n, n_out))
+        op.dx = <void*>self._address("dx", dx, (self.n, n_in))
+        if act != ACT_NONE:
+            op.delta = <void*>self._address("delta", delta, (self.n, n_out))
+        self.n_ops += 1
+
+    def add_activation(self, y, dx, int act):
+        """Append an element-wise activation over rows of ``y.shape[1]`` features."""
+        width = y.shape[1] if getattr(y, "ndim", 0) == 2 else -1
+        cdef ChainOp* op = self._next_op(width, width)
+        op.kind, op.act = OP_ACTIVATION, act
+        op.y = <void*>self._address("y", y, (self.n, width))
+        op.dx = <void*>self._address("dx", dx, (self.n, width))
+        self.n_ops += 1
+
+    cdef void _check_input(self, name, a, Py_ssize_t width) except *:
+        if not isinstance(a, np.ndarray) or a.dtype != self.dtype or not a.flags.c_contiguous:
+            raise TypeError(f"{name} must be a C-contiguous ndarray of dtype {self.dtype}")
+        if a.shape != (self.n, width):
+            raise ValueError(f"{name} must have shape {(self.n, width)}, got {a.shape}")
+
+    def forward(self, x, int n_threads):
+        """Run the chain on x (n, in); the result is in the last op's ``y``."""
+        if self.n_ops == 0:
+            raise ValueError("empty ChainPlan")
+        self._check_input("x", x, self.ops[0].n_in)
+        cdef size_t px = x.__array_interface__["data"][0]
+        cdef int saved
+        with nogil:
+            saved = blas_single_thread_enter()
+            if self.is_float:
+                chain_forward[float](self.ops, self.n_ops, self.n, <float*>px, n_threads)
+            else:
+                chain_forward[double](self.ops, self.n_ops, self.n, <double*>px, n_threads)
+            blas_threads_restore(saved)
+        self.last_x = x
+
+    def backward(self, dy, bint need_dx, int n_threads):
+        """Back-propagate dy (n, out) through the chain after ``forward``.
+
+        Fills every dW/db; the gradient w.r.t. the input lands in the first
+        op's ``dx`` when ``need_dx``.
+        """
+        if self.last_x is None:
+            raise ValueError("backward() called before forward()")
+        self._check_input("dy", dy, self.ops[self.n_ops - 1].n_out)
+        if self.partial == NULL and self.partial_size > 0:
+            self.partial = <double*>malloc(self.partial_size * sizeof(double))
+            if self.partial == NULL:
+                raise MemoryError()
+        cdef size_t px = self.last_x.__array_interface__["data"][0]
+        cdef size_t pdy = dy.__array_interface__["data"][0]
+        cdef int saved
+        with nogil:
+            saved = blas_single_thread_enter()
+            if self.is_float:
+                chain_backward[float](self.ops, self.n_ops, self.n, <float*>px, <float*>pdy,
+                                      need_dx, self.partial, n_threads)
+            else:
+                chain_backward[double](self.ops, self.n_ops, self.n, <double*>px,
+                                       <double*>pdy, need_dx, self.partial, n_threads)
+            blas_threads_restore(saved)

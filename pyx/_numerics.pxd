@@ -8,6 +8,7 @@
 #   sigmoid: y = 1 / (1 + exp(-x))            dx = dy * y * (1 - y)
 #   tanh:    y = tanh(x)                      dx = dy * (1 - y^2)
 from cython cimport floating
+from cython.parallel cimport prange
 
 cdef extern from "_vecmath.h" nogil:
     enum:
@@ -54,3 +55,33 @@ cdef inline double exp_shift_sum(const floating* z, floating m, floating* e,
         return cp_exp_shift_f32(z, m, e, n)
     else:
         return cp_exp_shift_f64(z, m, e, n)
+
+
+# Element-wise work is cut into fixed blocks of ACT_BLOCK elements handed to
+# threads; below ACT_MIN_PARALLEL elements one thread is faster. Every element
+# is independent, so the result does not depend on the thread count.
+cdef enum:
+    ACT_BLOCK = 16384
+    ACT_MIN_PARALLEL = 32768
+
+
+cdef inline void parallel_activation_forward(const floating* x, floating* y, Py_ssize_t size,
+                                             int act, int n_threads) noexcept nogil:
+    """y[:size] = act(x[:size]) over ``n_threads`` threads; y may be x."""
+    cdef Py_ssize_t blk, start, n_blocks = (size + ACT_BLOCK - 1) // ACT_BLOCK
+    for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
+                      use_threads_if=n_threads > 1 and size >= ACT_MIN_PARALLEL):
+        start = blk * ACT_BLOCK
+        activation_forward_span(x + start, y + start, min(start + ACT_BLOCK, size) - start, act)
+
+
+cdef inline void parallel_activation_backward(const floating* dy, const floating* y,
+                                              floating* dx, Py_ssize_t size, int act,
+                                              int n_threads) noexcept nogil:
+    """dx[:size] = dy * act'(.) from the forward output y; dx may be dy."""
+    cdef Py_ssize_t blk, start, n_blocks = (size + ACT_BLOCK - 1) // ACT_BLOCK
+    for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
+                      use_threads_if=n_threads > 1 and size >= ACT_MIN_PARALLEL):
+        start = blk * ACT_BLOCK
+        activation_backward_span(dy + start, y + start, dx + start,
+                                 min(start + ACT_BLOCK, size) - start, act)

@@ -244,9 +244,16 @@ def _calibrate(fn, target):
     return max(1, int(target / once))
 
 
-def measure(steps, repeats, target):
-    """Median seconds per call of each step, peers interleaved."""
-    numbers = {k: _calibrate(f, target) for k, f in steps.items()}
+def measure(steps, repeats, target, settle=0.0):
+    """Median seconds per call of each step, peers interleaved.
+
+    ``settle`` seconds of sleep follow each sample, so that thread pools left
+    spinning by one peer do not slow the next.
+    """
+    numbers = {}
+    for k, f in steps.items():
+        numbers[k] = _calibrate(f, target)
+        time.sleep(settle)
     samples = {k: [] for k in steps}
     for _ in range(repeats):
         for k, f in steps.items():
@@ -255,6 +262,7 @@ def measure(steps, repeats, target):
             for _ in range(n):
                 f()
             samples[k].append((time.perf_counter() - t0) / n)
+            time.sleep(settle)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -287,7 +295,7 @@ def build_cases(dtypes, which):
 
 
 def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernels"),
-        repeats=5, target=0.02, progress=True):
+        repeats=5, target=0.02, settle=0.15, progress=True):
     """Run the benchmark; return a list of result dicts (times in seconds)."""
     results = []
     cases = list(build_cases(dtypes, which))
@@ -301,7 +309,7 @@ def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernel
                 if progress:
                     print(f"\r[{done}/{total}] {name} {np.dtype(dtype).name} threads={n}"
                           + " " * 20, end="", file=sys.stderr, flush=True)
-                times = measure(steps, repeats, target)
+                times = measure(steps, repeats, target, settle if n > 1 else 0.0)
                 results.append({"case": name, "dtype": np.dtype(dtype).name, "threads": n,
                                 "times": times})
     if progress:
@@ -332,6 +340,8 @@ def format_table(results):
         lines.append(row.rstrip())
     lines.append("ratio = cyprop time / peer time (lower is better; < 1 means cyprop is faster);"
                  " GEMMs = the step's matrix products alone in numpy.matmul")
+    if "jax" in peers:
+        lines.append("jax: XLA sizes its own thread pool (all cores) whatever 'thr' says")
     return "\n".join(lines)
 
 
@@ -368,6 +378,8 @@ def main(argv=None):
     ap.add_argument("--only", choices=["train", "kernels", "all"], default="all")
     ap.add_argument("--repeats", type=int, default=5, help="samples per peer (median taken)")
     ap.add_argument("--target", type=float, default=0.02, help="seconds per sample")
+    ap.add_argument("--settle", type=float, default=0.15,
+                    help="pause after each sample when threads > 1 (seconds)")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -384,7 +396,7 @@ def main(argv=None):
           f"peers: numpy {np.__version__}"
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None))
-    results = run(threads, dtypes, which, args.repeats, args.target)
+    results = run(threads, dtypes, which, args.repeats, args.target, args.settle)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -33,6 +33,10 @@ __all__ = [
     "sgd_step", "adam_step",
 ]
 
+# For cyprop.nn: runs a whole chain of Linear/activation layers in one call
+# (it checks every array it is given; see pyx/_linear.pyx).
+_ChainPlan = _linear.ChainPlan
+
 _EMPTY = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1, np.float64)}
 
 

@@ -6,10 +6,18 @@ step in steady state allocates no arrays. The array a layer's ``forward``
 ``forward`` (``backward``) call of the same layer with the same batch size.
 Copy it (``y.copy()``) to keep it longer. ``backward`` overwrites the
 parameter gradients (``Linear.dW``, ``Linear.db``); it does not accumulate.
+
+Parameters live in fixed buffers: assigning ``layer.W = values`` copies the
+values in. A ``Sequential`` gathers its layers' parameters (and gradients)
+into one contiguous buffer each, so an optimizer updates them all in one
+kernel call; and a ``Sequential`` of ``Linear``/activation layers runs its
+whole forward (and backward) pass in one kernel call per batch size. A layer
+belongs to one ``Sequential``; create optimizers after the model.
 """
 import numpy as np
 
 from . import functional as F
+from ._threads import get_num_threads
 from ._validation import (
     FLOAT_DTYPES,
     activation_code,
@@ -54,6 +62,27 @@ def _check_dtype(dtype):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def _stored(attr, doc):
+    """A property over a fixed buffer: reading returns it, assigning copies into it."""
+    name = attr.lstrip("_")
+
+    def get(self):
+        return getattr(self, attr)
+
+    def set(self, value):
+        target = getattr(self, attr)
+        if target is None:
+            raise AttributeError(f"{name} is None: the layer was built with bias=False")
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise ValueError(f"{name} must have shape {target.shape}, got {value.shape}")
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be real numbers, got dtype {value.dtype}")
+        target[...] = value
+
+    return property(get, set, doc=doc)
 
 
 class Module:
@@ -144,23 +173,45 @@ class Linear(Module):
         activation_code(activation)
         self.activation = None if activation == "identity" else activation
         self.dtype = _check_dtype(dtype)
+        self._code = activation_code(activation)
         rng = np.random.default_rng(seed)
         fan = in_features if activation == "relu" else in_features + out_features
         limit = np.sqrt(6.0 / fan)
-        self.W = rng.uniform(-limit, limit, (in_features, out_features)).astype(self.dtype)
-        self.dW = np.zeros_like(self.W)
-        self.b = np.zeros(out_features, self.dtype) if bias else None
-        self.db = np.zeros_like(self.b) if bias else None
+        self._W = rng.uniform(-limit, limit, (in_features, out_features)).astype(self.dtype)
+        self._dW = np.zeros_like(self._W)
+        self._b = np.zeros(out_features, self.dtype) if bias else None
+        self._db = np.zeros_like(self._b) if bias else None
         self._x = self._y = None
+
+    W = _stored("_W", "Weights (in, out); assigning copies into the buffer.")
+    b = _stored("_b", "Bias (out,) or None; assigning copies into the buffer.")
+    dW = _stored("_dW", "Weight gradient (in, out), overwritten by backward.")
+    db = _stored("_db", "Bias gradient (out,) or None, overwritten by backward.")
+
+    def _adopt(self, values, grads, offset):
+        """Move parameters and gradients into ``values``/``grads`` at ``offset``."""
+        for attr, gattr in (("_W", "_dW"), ("_b", "_db")):
+            old, old_grad = getattr(self, attr), getattr(self, gattr)
+            if old is None:
+                continue
+            end = offset + old.size
+            new = values[offset:end].reshape(old.shape)
+            new[...] = old
+            new_grad = grads[offset:end].reshape(old.shape)
+            new_grad[...] = old_grad
+            setattr(self, attr, new)
+            setattr(self, gattr, new_grad)
+            offset = end
+        return offset
 
     def __repr__(self):
         act = f", activation={self.activation!r}" if self.activation else ""
         return f"Linear({self.in_features}, {self.out_features}{act}, dtype={self.dtype})"
 
     def parameters(self):
-        ps = [Parameter(self.W, self.dW, "W")]
-        if self.b is not None:
-            ps.append(Parameter(self.b, self.db, "b"))
+        ps = [Parameter(self._W, self._dW, "W")]
+        if self._b is not None:
+            ps.append(Parameter(self._b, self._db, "b"))
         return ps
 
     def forward(self, x):
@@ -169,7 +220,7 @@ class Linear(Module):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (N, {self.in_features}), got {x.shape}")
         y = self._workspace("y", (x.shape[0], self.out_features))
-        F.linear_forward(x, self.W, self.b, activation=self.activation, out=y)
+        F.linear_forward(x, self._W, self._b, activation=self.activation, out=y)
         self._x, self._y = x, y
         return y
 
@@ -178,9 +229,9 @@ class Linear(Module):
         x, y = self._saved("_x"), self._y
         dy = self._check_dy(dy, y.shape)
         dx = self._workspace("dx", x.shape) if need_dx else None
-        dx, _, _ = F.linear_backward(dy, x, self.W, y=y, activation=self.activation, dx=dx,
-                                     dW=self.dW, db=self.db, need_dx=need_dx,
-                                     need_db=self.b is not None, overwrite_dy=_overwrite_dy)
+        dx, _, _ = F.linear_backward(dy, x, self._W, y=y, activation=self.activation, dx=dx,
+                                     dW=self._dW, db=self._db, need_dx=need_dx,
+                                     need_db=self._b is not None, overwrite_dy=_overwrite_dy)
         return dx
 
 
@@ -213,6 +264,7 @@ class _Activation(Module):
 class ReLU(_Activation):
     """ReLU as a separate layer (``Linear(..., activation='relu')`` fuses it)."""
 
+    _code = activation_code("relu")
     _forward = staticmethod(F.relu_forward)
     _backward = staticmethod(F.relu_backward)
 
@@ -220,6 +272,7 @@ class ReLU(_Activation):
 class Sigmoid(_Activation):
     """Logistic sigmoid as a separate layer."""
 
+    _code = activation_code("sigmoid")
     _forward = staticmethod(F.sigmoid_forward)
     _backward = staticmethod(F.sigmoid_backward)
 
@@ -227,6 +280,7 @@ class Sigmoid(_Activation):
 class Tanh(_Activation):
     """Tanh as a separate layer."""
 
+    _code = activation_code("tanh")
     _forward = staticmethod(F.tanh_forward)
     _backward = staticmethod(F.tanh_backward)
 
@@ -239,6 +293,13 @@ class Sequential(Module):
     *layers : Module
         Layers of one dtype. Parameter-free activation layers take the dtype
         of the layers around them.
+
+    Notes
+    -----
+    The layers' parameters and gradients are moved into one contiguous
+    buffer each (assigning ``layer.W = ...`` still works: it copies in). When
+    every layer is a ``Linear``, ``ReLU``, ``Sigmoid`` or ``Tanh``, forward
+    and backward each run the whole chain in one kernel call.
     """
 
     def __init__(self, *layers):
@@ -255,6 +316,35 @@ class Sequential(Module):
             if not layer.parameters():
                 layer.dtype = self.dtype
         self.layers = list(layers)
+        self._gather_parameters()
+        self._in_features = self._chain_input_width()
+        self._plans = {}
+        self._last = None
+
+    def _gather_parameters(self):
+        size = sum(p.value.size for p in self.parameters())
+        values, grads = np.empty(size, self.dtype), np.zeros(size, self.dtype)
+        offset = 0
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                offset = layer._adopt(values, grads, offset)
+        self._values, self._grads = values, grads
+
+    def _chain_input_width(self):
+        """Input width if the whole model can run as one ChainPlan, else None."""
+        if not all(type(layer) in (Linear, ReLU, Sigmoid, Tanh) for layer in self.layers):
+            return None
+        widths = [layer.in_features for layer in self.layers if isinstance(layer, Linear)]
+        if not widths:
+            return None
+        width = widths[0]
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                if layer.in_features != width:
+                    raise ValueError(f"{layer!r} takes {layer.in_features} features but the "
+                                     f"layer before it gives {width}")
+                width = layer.out_features
+        return widths[0]
 
     def __repr__(self):
         inner = ",\n  ".join(map(repr, self.layers))
@@ -263,11 +353,43 @@ class Sequential(Module):
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def _plan(self, n):
+        """The ChainPlan (and its output and input-gradient arrays) for batch size n."""
+        entry = self._plans.get(n)
+        if entry is None:
+            if len(self._plans) >= _MAX_WORKSPACES:
+                self._plans.clear()
+            plan = F._ChainPlan(n, self.dtype, len(self.layers))
+            width = self._in_features
+            first_dx = y = None
+            for layer in self.layers:
+                if isinstance(layer, Linear):
+                    y = np.empty((n, layer.out_features), self.dtype)
+                    dx = np.empty((n, layer.in_features), self.dtype)
+                    delta = np.empty_like(y) if layer._code else None
+                    plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
+                                    layer._code)
+                else:
+                    y, dx = np.empty((n, width), self.dtype), np.empty((n, width), self.dtype)
+                    plan.add_activation(y, dx, layer._code)
+                width = y.shape[1]
+                first_dx = dx if first_dx is None else first_dx
+            entry = self._plans[n] = (plan, y, first_dx)
+        return entry
+
     def forward(self, x):
         """Run the layers in order; returns the last layer's output workspace."""
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
+        if self._in_features is None:
+            for layer in self.layers:
+                x = layer.forward(x)
+            return x
+        x = self._input(x)
+        if x.ndim != 2 or x.shape[1] != self._in_features:
+            raise ValueError(f"x must have shape (N, {self._in_features}), got {x.shape}")
+        entry = self._plan(x.shape[0])
+        entry[0].forward(x, get_num_threads())
+        self._last = entry
+        return entry[1]
 
     def backward(self, dy, *, need_dx=False):
         """Back-propagate ``dy``; fills every layer's parameter gradients.
@@ -284,11 +406,19 @@ class Sequential(Module):
         -------
         dx : ndarray or None
         """
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            # the gradients between layers are our own workspaces: safe to overwrite
-            dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0, _overwrite_dy=i < last)
-        return dy
+        if self._in_features is None:
+            last = len(self.layers) - 1
+            for i in range(last, -1, -1):
+                # the gradients between layers are our own workspaces: safe to overwrite
+                dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0,
+                                             _overwrite_dy=i < last)
+            return dy
+        if self._last is None:
+            raise ValueError("Sequential.backward() called before forward()")
+        plan, y, first_dx = self._last
+        dy = self._check_dy(dy, y.shape)
+        plan.backward(dy, bool(need_dx), get_num_threads())
+        return first_dx if need_dx else None
 
 
 class _Loss:

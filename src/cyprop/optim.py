@@ -2,7 +2,9 @@
 
 ``opt = SGD(model.parameters(), lr=0.1, momentum=0.9)``; after each
 ``model.backward(...)``, ``opt.step()`` updates every parameter's ``value``
-in place from its ``grad``.
+in place from its ``grad``. When the parameters tile one contiguous buffer
+(as a ``cyprop.nn.Sequential`` lays them out) and their gradients another,
+the whole update is one kernel call over that buffer.
 """
 import numbers
 
@@ -45,6 +47,11 @@ class Optimizer:
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
             raise ValueError(f"lr must be a number > 0, got {lr!r}")
         self.lr = float(lr)
+        values = _flat_span([p.value for p in self.params])
+        grads = _flat_span([p.grad for p in self.params])
+        # (value, grad) pairs the kernels update: one flat pair, or one per parameter
+        self._groups = ([(values, grads)] if values is not None and grads is not None
+                        else [(p.value, p.grad) for p in self.params])
 
     def zero_grad(self):
         """Set every gradient to zero (cyprop's backward overwrites them anyway)."""
@@ -54,6 +61,24 @@ class Optimizer:
     def step(self):
         """Update every parameter in place."""
         raise NotImplementedError
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def _flat_span(arrays):
+    """A 1-D view covering ``arrays`` if they lie back to back in one buffer, else None."""
+    base = arrays[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address = _address(arrays[0])
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or _address(a) != address:
+            return None
+        address += a.nbytes
+    start = (_address(arrays[0]) - _address(base)) // base.itemsize
+    return base[start:start + sum(a.size for a in arrays)]
 
 
 class SGD(Optimizer):
@@ -80,13 +105,13 @@ class SGD(Optimizer):
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
         self.nesterov = bool(nesterov)
-        self._buffers = ([np.zeros_like(p.value) for p in self.params]
-                         if self.momentum else [None] * len(self.params))
+        self._buffers = ([np.zeros_like(value) for value, _ in self._groups]
+                         if self.momentum else [None] * len(self._groups))
         self._first = True
 
     def step(self):
-        for p, buf in zip(self.params, self._buffers):
-            F.sgd_step(p.value, p.grad, buf, lr=self.lr, momentum=self.momentum,
+        for (value, grad), buf in zip(self._groups, self._buffers):
+            F.sgd_step(value, grad, buf, lr=self.lr, momentum=self.momentum,
                        dampening=self.dampening, weight_decay=self.weight_decay,
                        nesterov=self.nesterov, first_step=self._first)
         self._first = False
@@ -116,12 +141,12 @@ class Adam(Optimizer):
         self.betas = (beta1, beta2)
         self.eps = check_nonneg_float("eps", eps)
         self.weight_decay = check_nonneg_float("weight_decay", weight_decay)
-        self._m = [np.zeros_like(p.value) for p in self.params]
-        self._v = [np.zeros_like(p.value) for p in self.params]
+        self._m = [np.zeros_like(value) for value, _ in self._groups]
+        self._v = [np.zeros_like(value) for value, _ in self._groups]
         self.t = 0
 
     def step(self):
         self.t += 1
-        for p, m, v in zip(self.params, self._m, self._v):
-            F.adam_step(p.value, p.grad, m, v, step=self.t, lr=self.lr, betas=self.betas,
+        for (value, grad), m, v in zip(self._groups, self._m, self._v):
+            F.adam_step(value, grad, m, v, step=self.t, lr=self.lr, betas=self.betas,
                         eps=self.eps, weight_decay=self.weight_decay)
