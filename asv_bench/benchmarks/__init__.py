@@ -1,0 +1,1 @@
+"""asv benchmarks for cyprop (one module per area; shared builders in common.py)."""

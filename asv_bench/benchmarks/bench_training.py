@@ -1,0 +1,52 @@
+"""Whole training steps through the public API, their memory, and what they learn."""
+import numpy as np
+
+from .common import BATCHES, DTYPES, THREADS, blobs, mlp, train_step, use_threads
+
+SIZES = (64, 128, 128, 10)
+
+
+class TrainingStep:
+    params = (DTYPES, BATCHES, THREADS)
+    param_names = ["dtype", "batch", "threads"]
+
+    def setup(self, dtype, batch, threads):
+        use_threads(threads)
+        self.model, self.loss_fn, self.opt = mlp(SIZES, dtype)
+        self.x, self.y = blobs(batch, SIZES[0], SIZES[-1], dtype)
+        train_step(self.model, self.loss_fn, self.opt, self.x, self.y)
+
+    def time_step(self, dtype, batch, threads):
+        train_step(self.model, self.loss_fn, self.opt, self.x, self.y)
+
+
+class TrainingMemory:
+    params = (DTYPES,)
+    param_names = ["dtype"]
+
+    def peakmem_train_784_512_512_10(self, dtype):
+        model, loss_fn, opt = mlp((784, 512, 512, 10), dtype)
+        x, y = blobs(1024, 784, 10, dtype)
+        for _ in range(3):
+            train_step(model, loss_fn, opt, x, y)
+
+
+class TrainedAccuracy:
+    """Held-out accuracy after a fixed training budget: a speed-up that breaks
+    learning shows up here as a drop."""
+
+    params = (DTYPES,)
+    param_names = ["dtype"]
+    unit = "accuracy"
+
+    def track_blobs_accuracy(self, dtype):
+        x, y = blobs(4000, 32, 10, dtype, seed=0)
+        model, loss_fn, opt = mlp((32, 64, 10), dtype, lr=0.02)
+        xt, yt, xv, yv = x[:3000], y[:3000], x[3000:], y[3000:]
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            order = rng.permutation(len(xt))
+            for i in range(0, len(xt), 64):
+                idx = order[i:i + 64]
+                train_step(model, loss_fn, opt, xt[idx], yt[idx])
+        return float((model(xv).argmax(axis=1) == yv).mean())
