@@ -45,7 +45,9 @@ def _optional(name):
 
 
 # --------------------------------------------------------------------------
-# Training-step builders: each returns a zero-argument callable doing one step
+# Training-step builders: each returns a zero-argument callable doing one step;
+# its ``weights()`` attribute returns the current weight matrices (in, out), so
+# the tests can check that every peer computes the same update.
 # --------------------------------------------------------------------------
 
 def _init(sizes, dtype, seed=0):
@@ -78,6 +80,7 @@ def cyprop_step(sizes, batch, dtype):
         loss_fn(model(x), y)
         model.backward(loss_fn.backward())
         opt.step()
+    step.weights = lambda: [layer.W.copy() for layer in layers]
     return step
 
 
@@ -97,6 +100,7 @@ def numpy_step(sizes, batch, dtype):
                                           need_dx=i > 0)
             R.sgd_step(Ws[i], dW, lr=LR)
             R.sgd_step(bs[i], db, lr=LR)
+    step.weights = lambda: [W.copy() for W in Ws]
     return step
 
 
@@ -124,6 +128,8 @@ def torch_step(sizes, batch, dtype):
         loss = crit(model(tx), ty)
         loss.backward()
         opt.step()
+    step.weights = lambda: [m.weight.detach().numpy().T.copy() for m in mods
+                            if isinstance(m, torch.nn.Linear)]
     return step
 
 
@@ -156,6 +162,7 @@ def jax_step(sizes, batch, dtype):
     def step():
         state["p"], loss = update(state["p"], jx, jy)
         loss.block_until_ready()
+    step.weights = lambda: [np.asarray(W) for W, _ in state["p"]]
     return step
 
 
