@@ -139,3 +139,23 @@ def test_against_torch_when_installed():
             t.grad = torch.tensor(g)
             theirs.step()
         np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_set_lr_keep_velocity_is_the_velocity_formulation():
+    """v = m v - lr g; p += v (scikit-learn/Keras), across learning-rate changes."""
+    rng = np.random.default_rng(6)
+    p0 = rng.standard_normal(5)
+    grads = [rng.standard_normal(5) for _ in range(4)]
+    lrs = [0.1, 0.1, 0.02, 0.005]
+    p = nn.Parameter(p0.copy(), np.zeros(5))
+    opt = optim.SGD([p], lr=lrs[0], momentum=0.9)
+    v, want = np.zeros(5), p0.copy()
+    for lr, g in zip(lrs, grads):
+        opt.set_lr(lr, keep_velocity=True)
+        p.grad[...] = g
+        opt.step()
+        v = 0.9 * v - lr * g
+        want += v
+    np.testing.assert_allclose(p.value, want, rtol=1e-13)
+    with pytest.raises(ValueError, match="lr must be"):
+        opt.set_lr(0)

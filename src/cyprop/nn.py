@@ -110,6 +110,15 @@ class Module:
         for p in self.parameters():
             p.grad.fill(0)
 
+    def __getstate__(self):
+        # workspaces and the last forward's arrays are rebuilt on demand
+        state = self.__dict__.copy()
+        state.pop("_workspaces", None)
+        for key in ("_x", "_y"):
+            if key in state:
+                state[key] = None
+        return state
+
     def _workspace(self, name, shape):
         ws = self.__dict__.setdefault("_workspaces", {})
         key = (name, shape)
@@ -320,6 +329,15 @@ class Sequential(Module):
         self._in_features = self._chain_input_width()
         self._plans = {}
         self._last = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_plans"], state["_last"] = {}, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._gather_parameters()  # pickling copied each view: tile one buffer again
 
     def _gather_parameters(self):
         size = sum(p.value.size for p in self.parameters())

@@ -53,6 +53,27 @@ class Optimizer:
         self._groups = ([(values, grads)] if values is not None and grads is not None
                         else [(p.value, p.grad) for p in self.params])
 
+    def state_dict(self):
+        """Copies of the optimizer's state (step counters and buffers)."""
+        return {key: ([b.copy() if b is not None else None for b in value]
+                      if isinstance(value, list) else value)
+                for key, value in vars(self).items() if key in self._state_keys}
+
+    def load_state_dict(self, state):
+        """Restore a :meth:`state_dict` taken from an optimizer over the same parameters."""
+        for key in self._state_keys:
+            current, new = getattr(self, key), state[key]
+            if isinstance(current, list):
+                if len(new) != len(current):
+                    raise ValueError(f"state {key!r} has {len(new)} buffers, expected {len(current)}")
+                for dst, src in zip(current, new):
+                    if dst is not None:
+                        if np.shape(src) != dst.shape:
+                            raise ValueError(f"state {key!r}: shape {np.shape(src)} != {dst.shape}")
+                        dst[...] = src
+            else:
+                setattr(self, key, new)
+
     def zero_grad(self):
         """Set every gradient to zero (cyprop's backward overwrites them anyway)."""
         for p in self.params:
@@ -105,9 +126,32 @@ class SGD(Optimizer):
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
         self.nesterov = bool(nesterov)
+        self._state_keys = ("_buffers", "_first")
         self._buffers = ([np.zeros_like(value) for value, _ in self._groups]
                          if self.momentum else [None] * len(self._groups))
         self._first = True
+
+    def set_lr(self, lr, *, keep_velocity=False):
+        """Change the learning rate.
+
+        Parameters
+        ----------
+        lr : float
+            The new learning rate (> 0).
+        keep_velocity : bool, default False
+            Rescale the momentum buffer by ``old_lr / lr`` so that the velocity
+            ``lr * buffer`` carries over unchanged: the update then follows the
+            velocity formulation ``v = momentum * v - lr * g; p += v`` of
+            scikit-learn and Keras exactly, also across learning-rate changes.
+            (Without it, PyTorch's: the whole buffer is scaled by the new rate.)
+        """
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+            raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        if keep_velocity and not self._first:
+            for buf in self._buffers:
+                if buf is not None:
+                    buf *= self.lr / lr
+        self.lr = float(lr)
 
     def step(self):
         for (value, grad), buf in zip(self._groups, self._buffers):
@@ -141,6 +185,7 @@ class Adam(Optimizer):
         self.betas = (beta1, beta2)
         self.eps = check_nonneg_float("eps", eps)
         self.weight_decay = check_nonneg_float("weight_decay", weight_decay)
+        self._state_keys = ("_m", "_v", "t")
         self._m = [np.zeros_like(value) for value, _ in self._groups]
         self._v = [np.zeros_like(value) for value, _ in self._groups]
         self.t = 0
