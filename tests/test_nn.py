@@ -172,3 +172,51 @@ def test_matches_torch_when_installed():
     assert loss == pytest.approx(tl.item(), rel=1e-12)
     for p, w in zip(model.parameters(), ws):
         np.testing.assert_allclose(p.grad, w.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_save_load_round_trip(tmp_path, dtype):
+    model = nn.Sequential(nn.Linear(4, 6, activation="tanh", dtype=dtype, seed=0), nn.ReLU(),
+                          nn.Linear(6, 3, bias=False, dtype=dtype, seed=1), nn.Sigmoid())
+    path = tmp_path / "model.cyprop"
+    model.save(path)
+    assert path.exists()  # no suffix added
+    back = cyprop.load(path)
+    assert [type(l) for l in back.layers] == [type(l) for l in model.layers]
+    for a, b in zip(model.parameters(), back.parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+        assert a.value.dtype == b.value.dtype
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(dtype)
+    np.testing.assert_array_equal(back(x), model(x))
+
+
+def test_load_rejects_corrupt_and_foreign_files(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="not a valid cyprop model file"):
+        cyprop.load(junk)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, a=np.zeros(3))
+    with pytest.raises(ValueError, match="no cyprop description"):
+        cyprop.load(foreign)
+    good = tmp_path / "good.npz"
+    nn.Sequential(nn.Linear(2, 2, seed=0)).save(good)
+    import zipfile as zf
+    with zf.ZipFile(good) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    bad = tmp_path / "bad.npz"
+    with zf.ZipFile(bad, "w") as z:  # right description, weights of the wrong shape
+        for n, data in members.items():
+            if n == "layer0.W.npy":
+                import io
+                buf = io.BytesIO()
+                np.save(buf, np.zeros((3, 3), np.float32))
+                data = buf.getvalue()
+            z.writestr(n, data)
+    with pytest.raises(ValueError, match="layer0.W"):
+        cyprop.load(bad)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, __cyprop__=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a valid cyprop model file"):
+        cyprop.load(pickled)
+    with pytest.raises(FileNotFoundError):
+        cyprop.load(tmp_path / "missing.npz")

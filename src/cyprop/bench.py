@@ -301,11 +301,59 @@ def build_cases(dtypes, which):
             yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
 
 
+def sklearn_digits(threads, repeats=3, max_iter=50):
+    """Fit time and test accuracy of cyprop.sklearn vs scikit-learn's MLPClassifier on digits.
+
+    Identical hyperparameters (scikit-learn's defaults, ``max_iter`` epochs,
+    ``random_state=0``); each fit is timed ``repeats`` times, interleaved.
+    """
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from cyprop.sklearn import MLPClassifier as CpMLP
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, random_state=0, stratify=y)
+    results = []
+    for n in threads:
+        times = {"cyprop": [], "sklearn": []}
+        acc = {}
+        with cyprop.threads(n), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(repeats):
+                for name, cls in (("cyprop", CpMLP), ("sklearn", SkMLP)):
+                    est = cls(max_iter=max_iter, random_state=0)
+                    t0 = time.perf_counter()
+                    est.fit(Xtr, ytr)
+                    times[name].append(time.perf_counter() - t0)
+                    acc[name] = est.score(Xte, yte)
+        results.append({"case": f"digits MLPClassifier fit ({max_iter} epochs)", "dtype": "float64",
+                        "threads": n, "times": {k: statistics.median(v) for k, v in times.items()},
+                        "accuracy": acc})
+    return results
+
+
+def format_sklearn(results):
+    lines = [f"{'case':<38} {'thr':>3} {'cyprop':>9} {'sklearn':>9} {'ratio':>6} "
+             f"{'acc cyprop':>10} {'acc sklearn':>11}"]
+    for r in results:
+        t, a = r["times"], r["accuracy"]
+        lines.append(f"{r['case']:<38} {r['threads']:>3} {t['cyprop']:>8.3f}s {t['sklearn']:>8.3f}s "
+                     f"{t['cyprop'] / t['sklearn']:6.2f} {a['cyprop']:>10.4f} {a['sklearn']:>11.4f}")
+    return "\n".join(lines)
+
+
 def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernels"),
         repeats=5, target=0.02, settle=0.15, progress=True):
     """Run the benchmark; return a list of result dicts (times in seconds)."""
     results = []
     cases = list(build_cases(dtypes, which))
+    if not cases:
+        return []
     total = len(cases) * len(threads)
     done = 0
     for n in threads:
@@ -358,7 +406,8 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    peers = [p for p in ("numpy", "torch", "jax") if any(p in r["times"] for r in results)]
+    peers = [p for p in ("numpy", "torch", "jax", "sklearn")
+             if any(p in r["times"] for r in results)]
     labels = [f"{r['case']} {r['dtype']} t{r['threads']}" for r in results]
     fig, ax = plt.subplots(figsize=(10, 0.28 * len(results) + 1.5))
     height = 0.8 / max(len(peers), 1)
@@ -382,7 +431,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m cyprop.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    ap.add_argument("--only", choices=["train", "kernels", "all"], default="all")
+    ap.add_argument("--only", choices=["train", "kernels", "sklearn", "all"], default="all")
     ap.add_argument("--repeats", type=int, default=5, help="samples per peer (median taken)")
     ap.add_argument("--target", type=float, default=0.02, help="seconds per sample")
     ap.add_argument("--settle", type=float, default=0.15,
@@ -398,13 +447,22 @@ def main(argv=None):
         ap.error("--threads must be >= 1")
     dtypes = {"float32": (np.float32,), "float64": (np.float64,),
               "both": (np.float32, np.float64)}[args.dtype]
-    which = ("train", "kernels") if args.only == "all" else (args.only,)
+    which = ("train", "kernels", "sklearn") if args.only == "all" else (args.only,)
     print(f"cyprop {cyprop.__version__}, OpenMP {cyprop.openmp_enabled()}, "
           f"peers: numpy {np.__version__}"
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None))
     results = run(threads, dtypes, which, args.repeats, args.target, args.settle)
-    print(format_table(results))
+    if results:
+        print(format_table(results))
+    if "sklearn" in which:
+        if _optional("sklearn") is None:
+            print("scikit-learn is not installed: digits comparison skipped")
+        else:
+            print("\nscikit-learn's digits, MLPClassifier with identical hyperparameters:")
+            sk = sklearn_digits(threads)
+            print(format_sklearn(sk))
+            results = results + sk
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

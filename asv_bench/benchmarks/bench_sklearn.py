@@ -1,0 +1,36 @@
+"""cyprop.sklearn.MLPClassifier on scikit-learn's digits: fit time and accuracy."""
+import warnings
+
+from .common import THREADS, use_threads
+
+
+class DigitsMLPClassifier:
+    params = (THREADS,)
+    param_names = ["threads"]
+    timeout = 120
+
+    def setup(self, threads):
+        try:
+            from sklearn.datasets import load_digits
+            from sklearn.model_selection import train_test_split
+        except ImportError:
+            raise NotImplementedError("scikit-learn is not installed")
+        use_threads(threads)
+        X, y = load_digits(return_X_y=True)
+        self.Xtr, self.Xte, self.ytr, self.yte = train_test_split(X / 16.0, y, random_state=0,
+                                                                  stratify=y)
+
+    def _fit(self):
+        from cyprop.sklearn import MLPClassifier
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MLPClassifier(max_iter=50, random_state=0).fit(self.Xtr, self.ytr)
+
+    def time_fit(self, threads):
+        self._fit()
+
+    def track_test_accuracy(self, threads):
+        return float(self._fit().score(self.Xte, self.yte))
+
+    track_test_accuracy.unit = "accuracy"
