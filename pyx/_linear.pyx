@@ -104,21 +104,56 @@ def set_blas_thread_hooks(size_t get_address, size_t set_address):
     blas_set_threads = <set_threads_t>set_address
 
 
+# Several Python threads may run cyprop kernels at once (they release the
+# GIL), so the BLAS thread count is switched by the first kernel to enter and
+# restored by the last to leave, under a spinlock (held for a few
+# instructions only).
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <windows.h>
+    static volatile LONG cp_blas_lock = 0;
+    static void cp_lock(void) { while (InterlockedExchange(&cp_blas_lock, 1)) { YieldProcessor(); } }
+    static void cp_unlock(void) { InterlockedExchange(&cp_blas_lock, 0); }
+    #else
+    static volatile char cp_blas_lock = 0;
+    static void cp_lock(void) { while (__atomic_test_and_set(&cp_blas_lock, __ATOMIC_ACQUIRE)) { } }
+    static void cp_unlock(void) { __atomic_clear(&cp_blas_lock, __ATOMIC_RELEASE); }
+    #endif
+    static int cp_blas_users = 0;      /* kernels inside a single-threaded-BLAS region */
+    static int cp_blas_saved = 0;      /* the count to restore when the last one leaves */
+    """
+    void cp_lock() nogil
+    void cp_unlock() nogil
+    int cp_blas_users
+    int cp_blas_saved
+
+
 cdef inline int blas_single_thread_enter() noexcept nogil:
-    """Make BLAS single-threaded; return the count to restore (0: nothing to do)."""
-    cdef int saved
+    """Make BLAS single-threaded for this kernel (process-wide, reference counted)."""
+    global cp_blas_users, cp_blas_saved
     if blas_get_threads == NULL:
         return 0
-    saved = blas_get_threads()
-    if saved == 1:
-        return 0
-    blas_set_threads(1)
-    return saved
+    cp_lock()
+    if cp_blas_users == 0:
+        cp_blas_saved = blas_get_threads()
+        if cp_blas_saved != 1:
+            blas_set_threads(1)
+    cp_blas_users += 1
+    cp_unlock()
+    return 1
 
 
-cdef inline void blas_threads_restore(int saved) noexcept nogil:
-    if saved > 0:
-        blas_set_threads(saved)
+cdef inline void blas_threads_restore(int entered) noexcept nogil:
+    """Leave the region entered by blas_single_thread_enter (restores on the last exit)."""
+    global cp_blas_users
+    if entered == 0:
+        return
+    cp_lock()
+    cp_blas_users -= 1
+    if cp_blas_users == 0 and cp_blas_saved != 1:
+        blas_set_threads(cp_blas_saved)
+    cp_unlock()
 
 
 # --- Blocked GEMM ------------------------------------------------------------

@@ -7,6 +7,13 @@ step in steady state allocates no arrays. The array a layer's ``forward``
 Copy it (``y.copy()``) to keep it longer. ``backward`` overwrites the
 parameter gradients (``Linear.dW``, ``Linear.db``); it does not accumulate.
 
+Threads: the kernels release the GIL, so different models train in parallel
+from different Python threads (with the same results as one after the
+other). One model (or layer, or loss) is not thread-safe - its workspaces
+are shared - and this is enforced: a call while another thread is inside one
+raises RuntimeError, as does a ``backward`` on another thread than the
+matching ``forward``. Use one model per thread, or a lock.
+
 Parameters live in fixed buffers: assigning ``layer.W = values`` copies the
 values in. A ``Sequential`` gathers its layers' parameters (and gradients)
 into one contiguous buffer each, so an optimizer updates them all in one
@@ -14,8 +21,10 @@ kernel call; and a ``Sequential`` of ``Linear``/activation layers runs its
 whole forward (and backward) pass in one kernel call per batch size. A layer
 belongs to one ``Sequential``; create optimizers after the model.
 """
+import functools
 import json
 import os
+import threading
 import zipfile
 
 import numpy as np
@@ -68,6 +77,33 @@ def _check_dtype(dtype):
     return dt
 
 
+def _exclusive(method):
+    """Run ``method`` holding the object's call lock; another thread inside raises."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        lock = self.__dict__.get("_call_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_call_lock", threading.Lock())
+        if not lock.acquire(False):
+            raise RuntimeError(f"{type(self).__name__} is in use by another thread: a cyprop "
+                               "model is not thread-safe; use one per thread, or a lock")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            lock.release()
+    return wrapper
+
+
+def _mark_forward(obj):
+    obj._forward_thread = threading.get_ident()
+
+
+def _check_backward_thread(obj):
+    if obj.__dict__.get("_forward_thread", threading.get_ident()) != threading.get_ident():
+        raise RuntimeError(f"{type(obj).__name__}.backward() must run on the thread that ran "
+                           "the matching forward()")
+
+
 def _stored(attr, doc):
     """A property over a fixed buffer: reading returns it, assigning copies into it."""
     name = attr.lstrip("_")
@@ -118,6 +154,8 @@ class Module:
         # workspaces and the last forward's arrays are rebuilt on demand
         state = self.__dict__.copy()
         state.pop("_workspaces", None)
+        state.pop("_call_lock", None)
+        state.pop("_forward_thread", None)
         for key in ("_x", "_y"):
             if key in state:
                 state[key] = None
@@ -227,8 +265,10 @@ class Linear(Module):
             ps.append(Parameter(self._b, self._db, "b"))
         return ps
 
+    @_exclusive
     def forward(self, x):
         """``activation(x @ W + b)`` for x (N, in); returns the layer's (N, out) workspace."""
+        _mark_forward(self)
         x = self._input(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (N, {self.in_features}), got {x.shape}")
@@ -237,9 +277,11 @@ class Linear(Module):
         self._x, self._y = x, y
         return y
 
+    @_exclusive
     def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
         """Write dW, db for ``dy`` (N, out); return dx (N, in) (None if not ``need_dx``)."""
         x, y = self._saved("_x"), self._y
+        _check_backward_thread(self)
         dy = self._check_dy(dy, y.shape)
         dx = self._workspace("dx", x.shape) if need_dx else None
         dx, _, _ = F.linear_backward(dy, x, self._W, y=y, activation=self.activation, dx=dx,
@@ -258,15 +300,19 @@ class _Activation(Module):
     def __repr__(self):
         return f"{type(self).__name__}()"
 
+    @_exclusive
     def forward(self, x):
+        _mark_forward(self)
         x = self._input(x)
         y = self._workspace("y", x.shape)
         type(self)._forward(x, out=y)
         self._y = y
         return y
 
+    @_exclusive
     def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
         y = self._saved("_y")
+        _check_backward_thread(self)
         dy = self._check_dy(dy, y.shape)
         if not need_dx:
             return None
@@ -423,8 +469,10 @@ class Sequential(Module):
             entry = self._plans[n] = (plan, y, first_dx)
         return entry
 
+    @_exclusive
     def forward(self, x):
         """Run the layers in order; returns the last layer's output workspace."""
+        _mark_forward(self)
         if self._in_features is None:
             for layer in self.layers:
                 x = layer.forward(x)
@@ -437,6 +485,7 @@ class Sequential(Module):
         self._last = entry
         return entry[1]
 
+    @_exclusive
     def backward(self, dy, *, need_dx=False):
         """Back-propagate ``dy``; fills every layer's parameter gradients.
 
@@ -452,6 +501,7 @@ class Sequential(Module):
         -------
         dx : ndarray or None
         """
+        _check_backward_thread(self)
         if self._in_features is None:
             last = len(self.layers) - 1
             for i in range(last, -1, -1):
@@ -477,10 +527,19 @@ class _Loss:
     def __call__(self, pred, target):
         return self.forward(pred, target)
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_grad=None, _workspaces={})
+        state.pop("_call_lock", None)
+        state.pop("_forward_thread", None)
+        return state
+
+    @_exclusive
     def backward(self):
         """Gradient of the last loss w.r.t. the prediction (a workspace of this loss)."""
         if self._grad is None:
             raise ValueError(f"{type(self).__name__}.backward() called before forward()")
+        _check_backward_thread(self)
         return self._grad
 
     def _grad_buffer(self, pred):
@@ -502,7 +561,9 @@ class SoftmaxCrossEntropy(_Loss):
     returns d loss / d logits. See :func:`cyprop.functional.softmax_cross_entropy`.
     """
 
+    @_exclusive
     def forward(self, logits, target):
+        _mark_forward(self)
         loss, self._grad = F.softmax_cross_entropy(
             logits, target, reduction=self.reduction, grad_out=self._grad_buffer(logits))
         return loss
@@ -514,7 +575,9 @@ class MSELoss(_Loss):
     See :func:`cyprop.functional.mse_loss`.
     """
 
+    @_exclusive
     def forward(self, pred, target):
+        _mark_forward(self)
         loss, self._grad = F.mse_loss(pred, target, reduction=self.reduction,
                                       grad_out=self._grad_buffer(pred))
         return loss

@@ -22,7 +22,7 @@ sparse input support.
 Requires scikit-learn (``pip install "cyprop[sklearn]"``).
 """
 import numbers
-import time
+import threading
 import warnings
 
 import numpy as np
@@ -165,6 +165,8 @@ class _BaseMLP(BaseEstimator):
             for layer, W, b in zip(layers, coefs, intercepts):
                 layer.W, layer.b = W, b
         self._model = nn.Sequential(*layers)
+        # predictions from several threads share the model's workspaces: serialise them
+        self._model_lock = threading.Lock()
         self.coefs_ = [layer.W for layer in layers]
         self.intercepts_ = [layer.b for layer in layers]
 
@@ -208,6 +210,7 @@ class _BaseMLP(BaseEstimator):
         if opt is not None:
             state["_optimizer_state"] = opt.state_dict()
         state.pop("_model", None)
+        state.pop("_model_lock", None)
         return state
 
     def __setstate__(self, state):
@@ -252,7 +255,8 @@ class _BaseMLP(BaseEstimator):
             self._initialize(y, layer_units, dtype)
         elif self.coefs_[0].dtype != dtype:
             X = X.astype(self.coefs_[0].dtype)
-        with threads(self.n_threads) if self.n_threads is not None else _nullcontext():
+        with self._model_lock, (threads(self.n_threads) if self.n_threads is not None
+                                else _nullcontext()):
             self._fit_stochastic(X, y, incremental)
         return self
 
@@ -358,7 +362,8 @@ class _BaseMLP(BaseEstimator):
         X = X.astype(self.coefs_[0].dtype, copy=False)
         if X.shape[0] == 0:
             return np.empty((0, self.n_outputs_), X.dtype)
-        with threads(self.n_threads) if self.n_threads is not None else _nullcontext():
+        with self._model_lock, (threads(self.n_threads) if self.n_threads is not None
+                                else _nullcontext()):
             return self._model(X).copy()
 
     def fit(self, X, y):
