@@ -7,8 +7,9 @@ Conversion rules (documented in the README):
 * ndarray arguments must be float32 or float64: integer, bool, complex,
   float16 and object arrays raise TypeError (an implicit cast would be a
   silent copy and usually a bug; call ``.astype`` explicitly).
-* Non-ndarray array-likes of real numbers (lists, tuples, scalars) are
-  converted to the call's dtype, float64 if no argument is an ndarray.
+* NumPy scalars count as arrays of their dtype. Other array-likes of real
+  numbers (lists, tuples, Python numbers) are converted to the call's dtype:
+  that of the ndarray arguments, else of the ``out=`` array, else float64.
 * Non-contiguous and Fortran-ordered arrays are copied to C order.
 * ``out=`` arrays are never reallocated or converted: wrong type, dtype,
   shape, order or a read-only array raises.
@@ -46,7 +47,7 @@ def call_dtype(*named):
     """
     dtype = first = None
     for name, a in named:
-        if isinstance(a, np.ndarray):
+        if isinstance(a, (np.ndarray, np.generic)):
             dt = a.dtype
             if dt not in FLOAT_DTYPES:
                 raise TypeError(
@@ -69,6 +70,8 @@ def as_float_array(name, a, dtype, ndim=None):
     ``call_dtype`` must have accepted ``a`` already when it is an ndarray.
     ``ndim`` may be an int or a tuple of accepted ints.
     """
+    if isinstance(a, np.generic):
+        a = np.asarray(a)
     if not isinstance(a, np.ndarray):
         try:
             arr = np.asarray(a)

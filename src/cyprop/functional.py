@@ -78,7 +78,7 @@ def linear_forward(x, W, b=None, *, activation=None, out=None):
     y : ndarray, shape (N, out)
     """
     act = activation_code(activation)
-    dtype = call_dtype(("x", x), ("W", W), ("b", b))
+    dtype = call_dtype(("x", x), ("W", W), ("b", b), ("out", out))
     x = as_float_array("x", x, dtype, 2)
     W = as_float_array("W", W, dtype, 2)
     if x.shape[1] != W.shape[0]:
@@ -131,7 +131,8 @@ def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=N
     db : ndarray (out,) or None
     """
     act = activation_code(activation)
-    dtype = call_dtype(("dy", dy), ("x", x), ("W", W), ("y", y))
+    dtype = call_dtype(("dy", dy), ("x", x), ("W", W), ("y", y), ("dx", dx), ("dW", dW),
+                       ("db", db))
     dy = as_float_array("dy", dy, dtype, 2)
     x = as_float_array("x", x, dtype, 2)
     W = as_float_array("W", W, dtype, 2)
@@ -143,12 +144,13 @@ def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=N
     if dy.shape != (n, n_out):
         raise ValueError(f"dy must have shape {(n, n_out)} (N from x, out from W), got {dy.shape}")
     check_blas_dims(N=n, in_features=n_in, out_features=n_out)
-    if act:
-        if y is None:
-            raise ValueError(f"y (the forward output) is required when activation={activation!r}")
+    if act and y is None:
+        raise ValueError(f"y (the forward output) is required when activation={activation!r}")
+    if y is not None:  # checked whenever given, used only with an activation
         y = as_float_array("y", y, dtype, 2)
         if y.shape != dy.shape:
             raise ValueError(f"y must have the shape of dy {dy.shape}, got {y.shape}")
+    if act:
         writable_dy = overwrite_dy and dy.flags.writeable
         delta = dy if writable_dy else np.empty((n, n_out), dtype)
     else:
@@ -178,7 +180,7 @@ def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=N
 # ---------------------------------------------------------------------------
 
 def _activation_forward(act, x, out):
-    dtype = call_dtype(("x", x))
+    dtype = call_dtype(("x", x), ("out", out))
     x = as_float_array("x", x, dtype)
     y = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
     _activations.activation_forward(x.reshape(-1), y.reshape(-1), act, _n_threads())
@@ -186,7 +188,7 @@ def _activation_forward(act, x, out):
 
 
 def _activation_backward(act, dy, y, out):
-    dtype = call_dtype(("dy", dy), ("y", y))
+    dtype = call_dtype(("dy", dy), ("y", y), ("out", out))
     dy = as_float_array("dy", dy, dtype)
     y = as_float_array("y", y, dtype)
     if dy.shape != y.shape:
@@ -324,7 +326,7 @@ def softmax(x, *, out=None):
     p : ndarray
         Rows sum to 1.
     """
-    dtype = call_dtype(("x", x))
+    dtype = call_dtype(("x", x), ("out", out))
     x = as_float_array("x", x, dtype, (1, 2))
     p = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
     x2 = x if x.ndim == 2 else x.reshape(1, -1)
@@ -368,7 +370,8 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
     check_reduction(reduction)
     t_is_array = isinstance(target, np.ndarray)
     t_float = t_is_array and target.dtype.kind == "f" and target.ndim == 2
-    dtype = call_dtype(("logits", logits), *((("target", target),) if t_float else ()))
+    dtype = call_dtype(("logits", logits), *((("target", target),) if t_float else ()),
+                       ("grad_out", grad_out))
     z = as_float_array("logits", logits, dtype, 2)
     n, n_classes = z.shape
     target = _as_target(target, z, dtype)
@@ -434,7 +437,7 @@ def mse_loss(pred, target, *, reduction="mean", grad_out=None):
     dpred : ndarray
     """
     check_reduction(reduction)
-    dtype = call_dtype(("pred", pred), ("target", target))
+    dtype = call_dtype(("pred", pred), ("target", target), ("grad_out", grad_out))
     pred = as_float_array("pred", pred, dtype)
     target = as_float_array("target", target, dtype)
     if pred.shape != target.shape:

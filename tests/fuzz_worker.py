@@ -1,0 +1,290 @@
+"""Fuzz every public cyprop function: "a clear error or the correct result".
+
+Run by tests/test_fuzz.py in a subprocess, so that a crash (a segfault in a
+kernel) fails that test instead of killing the test run. Each hypothesis
+example builds a well-formed call, then applies one random mutation: a wrong
+dtype or shape, a non-contiguous / Fortran-ordered / list version of an
+argument, a bad ``out=`` array, extreme values, bad labels or option names.
+The call must either raise TypeError/ValueError with a message, or return
+what cyprop.reference returns for the same input. Mutations that keep the
+input valid (non-contiguous, Fortran order, lists, extreme values) must not
+raise.
+
+Usage: python fuzz_worker.py N_EXAMPLES
+"""
+import sys
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cyprop
+from cyprop import functional as F
+from cyprop import reference as R
+
+FLOATS = [np.float32, np.float64]
+BAD_DTYPES = [np.float16, np.int64, np.int32, np.bool_, np.complex128, object]
+ACTS = [None, "relu", "sigmoid", "tanh"]
+VALID_MUTATIONS = {"none", "strided", "fortran", "list", "extreme"}
+TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-9}
+
+
+class Case:
+    def __init__(self, name, args, kwargs, arrays, check):
+        self.name, self.args, self.kwargs = name, list(args), dict(kwargs)
+        self.arrays = arrays  # names of mutable array slots: ("args", i) or ("kwargs", k)
+        self.check = check
+
+
+def _array(draw, shape, dtype, scale=3.0):
+    seed = draw(st.integers(0, 2**31 - 1))
+    return np.asarray(scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+
+
+def _dims(draw, k, low=0):
+    return tuple(draw(st.integers(low, 6)) for _ in range(k))
+
+
+def build(draw):
+    kind = draw(st.sampled_from(["linear_forward", "linear_backward", "act_forward",
+                                 "act_backward", "softmax", "ce_index", "ce_proba", "mse",
+                                 "sgd", "adam"]))
+    dt = np.dtype(draw(st.sampled_from(FLOATS)))
+    if kind == "linear_forward":
+        n, i, o = _dims(draw, 3)
+        act = draw(st.sampled_from(ACTS))
+        x, W, b = _array(draw, (n, i), dt), _array(draw, (i, o), dt, 0.5), _array(draw, (o,), dt)
+        kw = {"activation": act}
+        if draw(st.booleans()):
+            kw["out"] = np.empty((n, o), dt)
+        return Case(kind, (x, W, b), kw, [("args", 0), ("args", 1), ("args", 2), ("kwargs", "out")],
+                    lambda r, a, k: _close(r, R.linear_forward(*_ref(a), activation=k["activation"])))
+    if kind == "linear_backward":
+        n, i, o = _dims(draw, 3)
+        act = draw(st.sampled_from(ACTS))
+        x, W = _array(draw, (n, i), dt), _array(draw, (i, o), dt, 0.5)
+        y = R.linear_forward(x, W, activation=act).astype(dt)
+        dy = _array(draw, (n, o), dt)
+        kw = {"y": y, "activation": act}
+        if draw(st.booleans()):
+            kw["dW"] = np.empty((i, o), dt)
+        return Case(kind, (dy, x, W), kw, [("args", 0), ("args", 1), ("args", 2), ("kwargs", "y"),
+                                           ("kwargs", "dW")],
+                    lambda r, a, k: _close(r, R.linear_backward(
+                        *_ref(a), y=_ref([k["y"]])[0], activation=k["activation"])))
+    if kind in ("act_forward", "act_backward"):
+        name = draw(st.sampled_from(["relu", "sigmoid", "tanh"]))
+        shape = _dims(draw, draw(st.integers(0, 3)))
+        x = _array(draw, shape, dt)
+        if kind == "act_forward":
+            fn = getattr(F, f"{name}_forward")
+            kw = {"out": np.empty(shape, dt)} if draw(st.booleans()) else {}
+            return Case(f"{name}_forward", (x,), kw, [("args", 0), ("kwargs", "out")],
+                        lambda r, a, k: _close(r, getattr(R, f"{name}_forward")(*_ref(a))))
+        y = getattr(R, f"{name}_forward")(x).astype(dt)
+        return Case(f"{name}_backward", (_array(draw, shape, dt), y), {}, [("args", 0), ("args", 1)],
+                    lambda r, a, k: _close(r, getattr(R, f"{name}_backward")(*_ref(a))))
+    if kind == "softmax":
+        shape = _dims(draw, draw(st.integers(1, 2)), low=1)
+        return Case(kind, (_array(draw, shape, dt),), {}, [("args", 0)],
+                    lambda r, a, k: _close(r, R.softmax(*_ref(a))))
+    if kind in ("ce_index", "ce_proba"):
+        n, c = _dims(draw, 2)
+        c = max(c, 1)
+        z = _array(draw, (n, c), dt)
+        if kind == "ce_index":
+            t = np.random.default_rng(draw(st.integers(0, 99))).integers(0, c, n)
+        else:
+            t = np.random.default_rng(draw(st.integers(0, 99))).random((n, c)).astype(dt)
+        red = draw(st.sampled_from(["mean", "sum"]))
+        return Case("softmax_cross_entropy", (z, t), {"reduction": red}, [("args", 0), ("args", 1)],
+                    lambda r, a, k: _close(r, R.softmax_cross_entropy(
+                        *_ref64(a[:1]), _ref64([a[1]])[0] if np.asarray(a[1]).ndim == 2
+                        else np.asarray(a[1]), reduction=k["reduction"])))
+    if kind == "mse":
+        shape = _dims(draw, draw(st.integers(0, 3)))
+        red = draw(st.sampled_from(["mean", "sum"]))
+        return Case("mse_loss", (_array(draw, shape, dt), _array(draw, shape, dt)),
+                    {"reduction": red}, [("args", 0), ("args", 1)],
+                    lambda r, a, k: _close(r, R.mse_loss(*_ref64(a), reduction=k["reduction"])))
+    size = draw(st.integers(0, 40))
+    p, g = _array(draw, (size,), dt), _array(draw, (size,), dt)
+    if kind == "sgd":
+        kw = {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}
+        return Case("sgd_step", (p, g, np.zeros(size, dt)), kw,
+                    [("args", 0), ("args", 1), ("args", 2)], None)
+    return Case("adam_step", (p, g, np.zeros(size, dt), np.zeros(size, dt)), {"step": 1},
+                [("args", 0), ("args", 1), ("args", 2), ("args", 3)], None)
+
+
+def _ref(arrays):
+    """Inputs as the reference sees them: cyprop's conversion rules applied."""
+    dts = [a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    dt = dts[0] if dts else np.dtype(np.float64)
+    return [None if a is None else np.require(np.asarray(a, dtype=dt), requirements="C")
+            for a in arrays]
+
+
+def _ref64(arrays):
+    """Float64 inputs: cyprop accumulates float32 losses in float64 (no overflow)."""
+    return [None if a is None else np.asarray(a, dtype=np.float64) for a in _ref(arrays)]
+
+
+def _close(got, want):
+    got = got if isinstance(got, tuple) else (got,)
+    want = want if isinstance(want, tuple) else (want,)
+    assert len(got) == len(want), (len(got), len(want))
+    # a float32 call is held to the float32 tolerance in all its outputs (losses are floats)
+    tol = max(TOL.get(np.asarray(g).dtype, 1e-9) for g in got if g is not None) if any(
+        g is not None for g in got) else 1e-9
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+            continue
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.shape == w.shape, (g.shape, w.shape)
+        # where the reference overflows to inf or NaN (non-finite input), cyprop must
+        # propagate a non-finite value too; elsewhere it must match
+        bad = ~np.isfinite(w.astype(np.float64))
+        if bad.any():
+            assert not np.isfinite(g.astype(np.float64)[bad]).any(), (g, w)
+            g, w = np.where(bad, 0, g), np.where(bad, 0, w)
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=tol,
+                                       atol=tol * (1 + float(np.nanmax(np.abs(w), initial=0)
+                                                        if np.isfinite(w).all() else 1)),
+                                       equal_nan=True)
+
+
+def mutate(draw, case):
+    slots = [s for s in case.arrays if _get(case, s) is not None]
+    kind = draw(st.sampled_from(["none", "strided", "fortran", "list", "extreme", "dtype",
+                                 "shape", "readonly_out", "label", "option", "scalar_junk"]))
+    if kind in ("none",) or not slots:
+        return "none"
+    slot = draw(st.sampled_from(slots))
+    a = _get(case, slot)
+    if not isinstance(a, np.ndarray):
+        return "none"
+    is_out = slot[0] == "kwargs" and slot[1] in ("out", "dW")
+    inplace = case.name in ("sgd_step", "adam_step")
+    if kind == "strided" and not is_out and not inplace:
+        big = np.zeros(a.shape + (2,), a.dtype)
+        big[..., 0] = a
+        _set(case, slot, big[..., 0])
+    elif kind == "fortran" and not is_out and not inplace and a.ndim >= 2:
+        _set(case, slot, np.asfortranarray(a))
+    elif kind == "list" and not is_out and not inplace and a.size:
+        _set(case, slot, a.tolist())
+    elif kind == "extreme" and a.dtype.kind == "f" and a.size and not is_out:
+        v = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0]))
+        b = a.copy()
+        b.reshape(-1)[draw(st.integers(0, a.size - 1))] = v
+        _set(case, slot, b)
+        return "extreme" if not (np.isnan(v) or np.isinf(v)) else "nonfinite"
+    elif kind == "dtype":
+        bad = draw(st.sampled_from(BAD_DTYPES + [np.float32 if a.dtype == np.float64 else np.float64]))
+        _set(case, slot, a.astype(bad))
+        return "invalid"
+    elif kind == "shape":
+        shape = list(a.shape) or [1]
+        op = draw(st.sampled_from(["grow", "shrink", "add_dim", "drop_dim"]))
+        if op == "grow":
+            shape[draw(st.integers(0, len(shape) - 1))] += 1
+        elif op == "shrink" and max(shape) > 0:
+            i = int(np.argmax(shape))
+            shape[i] -= 1
+        elif op == "add_dim":
+            shape.append(1)
+        elif op == "drop_dim":
+            shape = shape[:-1]
+        _set(case, slot, np.zeros(shape, a.dtype))
+        return "invalid"
+    elif kind == "readonly_out" and is_out:
+        b = a.copy()
+        b.flags.writeable = False
+        _set(case, slot, b)
+        return "invalid"
+    elif kind == "label" and case.name == "softmax_cross_entropy" and slot == ("args", 1) \
+            and a.ndim == 1 and a.size:
+        b = a.copy()
+        b[draw(st.integers(0, a.size - 1))] = draw(st.sampled_from([-1, 10**6, -(2**62)]))
+        _set(case, slot, b)
+        return "invalid"
+    elif kind == "option":
+        key = draw(st.sampled_from(["activation", "reduction", "lr"]))
+        if key in case.kwargs:
+            case.kwargs[key] = draw(st.sampled_from(["gelu", "none", 3, None, "MEAN"]))
+            return "invalid"
+    elif kind == "scalar_junk" and not inplace:
+        _set(case, slot, draw(st.sampled_from(["abc", object(), 3j, [[1, 2], [3]]])))
+        return "invalid"
+    return "none" if kind in ("none", "readonly_out", "label", "option", "scalar_junk",
+                              "dtype", "shape") else kind
+
+
+def _get(case, slot):
+    return case.args[slot[1]] if slot[0] == "args" else case.kwargs.get(slot[1])
+
+
+def _set(case, slot, value):
+    if slot[0] == "args":
+        case.args[slot[1]] = value
+    else:
+        case.kwargs[slot[1]] = value
+
+
+def run(case, mutation):
+    fn = getattr(F, case.name)
+    inplace = case.name in ("sgd_step", "adam_step")
+    if inplace:
+        ref_args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in case.args]
+    try:
+        with np.errstate(all="ignore"):
+            result = fn(*case.args, **case.kwargs)
+    except (TypeError, ValueError) as exc:
+        assert str(exc), f"{case.name}: empty error message"
+        assert mutation not in VALID_MUTATIONS | {"nonfinite"}, \
+            f"{case.name} rejected valid input ({mutation}): {exc!r}"
+        return
+    if inplace:
+        try:
+            with np.errstate(all="ignore"):
+                getattr(R, case.name)(*ref_args, **case.kwargs)
+        except Exception as exc:  # cyprop accepted what the reference cannot compute
+            raise AssertionError(f"{case.name} accepted bad input ({mutation}): {exc!r}")
+        _close(case.args[0], ref_args[0])
+        return
+    try:
+        case.check(result, case.args, case.kwargs)
+    except AssertionError:
+        raise
+    except ValueError as exc:
+        # NumPy cannot reduce over an empty class axis; cyprop returns empty results
+        if "zero-size array" in str(exc):
+            outs = result if isinstance(result, tuple) else (result,)
+            assert all(np.size(o) == 0 or np.isnan(o) or np.isscalar(o) for o in outs), outs
+            return
+        raise AssertionError(f"{case.name} accepted input the reference rejects ({mutation}): "
+                             f"{exc!r}")
+    except Exception as exc:
+        raise AssertionError(f"{case.name} accepted input the reference rejects ({mutation}): "
+                             f"{exc!r}")
+
+
+def main(n_examples):
+    @settings(max_examples=n_examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data(), st.sampled_from([1, 2]))
+    def fuzz(data, n_threads):
+        case = build(data.draw)
+        mutation = mutate(data.draw, case)
+        with cyprop.threads(n_threads):
+            run(case, mutation)
+
+    fuzz()
+    print(f"fuzz: {n_examples} examples, no crash, every call a clear error or the correct result")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500)
