@@ -29,7 +29,7 @@ def _lin(dtype=f64):
     (dict(x=[[1, 2], [3]]), TypeError, "array-like"),
     (dict(activation="gelu"), ValueError, "activation must be one of"),
     (dict(out=np.zeros((4, 3))), ValueError, r"out must have shape \(4, 2\), got \(4, 3\)"),
-    (dict(out=np.zeros((4, 2), f32)), TypeError, "out must have dtype float64"),
+    (dict(out=np.zeros((4, 2), f32)), TypeError, "out has dtype float32 but x has dtype float64"),
     (dict(out=np.zeros((2, 4)).T), ValueError, "out must be C-contiguous"),
     (dict(out=[[0.0] * 2] * 4), TypeError, "out must be a numpy.ndarray"),
 ])
