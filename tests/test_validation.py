@@ -221,3 +221,35 @@ def test_lists_default_to_float64():
     y = F.relu_forward([[-1, 2], [3, -4]])
     assert y.dtype == f64
     np.testing.assert_array_equal(y, [[0, 2], [3, 0]])
+
+
+def test_nan_and_inf_propagate_as_numpy(dtype=f64):
+    x, W, b = _lin()
+    x[1, 0] = np.nan
+    x[2, 1] = np.inf
+    y = F.linear_forward(x, W, b)
+    with np.errstate(invalid="ignore"):
+        want = x @ W + b
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    z = np.array([[np.nan, 0.0, 1.0], [0.0, 1.0, 2.0]])
+    loss, g = F.softmax_cross_entropy(z, [1, 2], reduction="sum")
+    assert np.isnan(loss) and np.isnan(g[0]).all() and np.isfinite(g[1]).all()
+    loss, g = F.softmax_cross_entropy(np.array([[np.inf, 0.0]]), [0])
+    assert np.isnan(loss)  # inf - inf, as NumPy's max-subtracted softmax gives
+    loss, g = F.softmax_cross_entropy(np.array([[-np.inf, 0.0]]), [0])
+    assert loss == np.inf and np.isfinite(g).all()
+
+
+@pytest.mark.parametrize("dtype", [f32, f64])
+def test_empty_batch_through_a_model(dtype):
+    model = nn.Sequential(nn.Linear(3, 4, activation="relu", dtype=dtype, seed=0), nn.Sigmoid(),
+                          nn.Linear(4, 2, dtype=dtype, seed=1))
+    loss_fn = nn.SoftmaxCrossEntropy(reduction="sum")
+    out = model(np.zeros((0, 3), dtype))
+    assert out.shape == (0, 2)
+    assert loss_fn(out, np.zeros(0, int)) == 0
+    dx = model.backward(loss_fn.backward(), need_dx=True)
+    assert dx.shape == (0, 3)
+    for p in model.parameters():
+        np.testing.assert_array_equal(p.grad, 0)

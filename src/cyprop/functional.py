@@ -378,16 +378,15 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
     inputs = (("logits", z), ("target", target))
     dz = _output("grad_out", grad_out, z.shape, dtype, inputs, alias_ok=("logits",))
-    row_loss = np.empty(n, np.float64)
     if target.ndim == 1:
-        n_bad = _softmax_ce.softmax_ce_index(z, target, dz, scale, row_loss, _n_threads())
+        total, n_bad = _softmax_ce.softmax_ce_index(z, target, dz, scale, _n_threads())
         if n_bad:
             bad = target[(target < 0) | (target >= n_classes)]
             raise ValueError(f"target has {n_bad} label(s) outside [0, {n_classes}), "
                              f"e.g. {int(bad[0])}")
     else:
-        _softmax_ce.softmax_ce_proba(z, target, dz, scale, row_loss, _n_threads())
-    return _reduce(row_loss.sum(), n, reduction), dz
+        total = _softmax_ce.softmax_ce_proba(z, target, dz, scale, _n_threads())
+    return _reduce(total, n, reduction), dz
 
 
 def _as_target(target, z, dtype):
