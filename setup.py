@@ -44,11 +44,13 @@ def _compiler_supports_openmp(compiler, flag):
         src = os.path.join(tmp, "omp_test.c")
         with open(src, "w") as f:
             f.write(_OPENMP_TEST)
+        # the user's LDFLAGS (e.g. -fsanitize=...) apply to this link too, as to the extensions'
+        ldflags = os.environ.get("LDFLAGS", "").split()
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
             compiler.link_executable(
                 objs, "omp_test", output_dir=tmp,
-                extra_postargs=[] if flag.startswith("/") else [flag],
+                extra_postargs=([] if flag.startswith("/") else [flag]) + ldflags,
             )
         except Exception:  # CompileError, LinkError, missing compiler pieces
             return False

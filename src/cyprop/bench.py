@@ -347,6 +347,36 @@ def format_sklearn(results):
     return "\n".join(lines)
 
 
+_MEMORY_SCRIPT = """
+import resource, sys
+import numpy as np
+from cyprop import bench
+step = getattr(bench, sys.argv[1] + "_step")((784, 512, 512, 10), 1024, np.float32)
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(peers=("cyprop", "numpy", "torch")):
+    """Peak RSS (MiB) of a 10-step training run of the 784-512-512-10 MLP (batch 1024, fp32).
+
+    Each peer runs in a fresh interpreter, so its imports and allocator are
+    measured alone (Linux/macOS ``ru_maxrss``).
+    """
+    import subprocess
+
+    results = {}
+    for peer in peers:
+        if peer in ("torch", "jax") and _optional(peer) is None:
+            continue
+        out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, peer], capture_output=True,
+                             text=True, check=True).stdout.split()[-1]
+        kib = int(out) / (1024 if sys.platform == "darwin" else 1)  # macOS reports bytes
+        results[peer] = kib / 1024
+    return results
+
+
 def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernels"),
         repeats=5, target=0.02, settle=0.15, progress=True):
     """Run the benchmark; return a list of result dicts (times in seconds)."""
@@ -406,6 +436,7 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = [r for r in results if "cyprop" in r.get("times", {})]
     peers = [p for p in ("numpy", "torch", "jax", "sklearn")
              if any(p in r["times"] for r in results)]
     labels = [f"{r['case']} {r['dtype']} t{r['threads']}" for r in results]
@@ -436,6 +467,8 @@ def main(argv=None):
     ap.add_argument("--target", type=float, default=0.02, help="seconds per sample")
     ap.add_argument("--settle", type=float, default=0.15,
                     help="pause after each sample when threads > 1 (seconds)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also measure the peak RSS of a training run for each peer")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -463,6 +496,12 @@ def main(argv=None):
             sk = sklearn_digits(threads)
             print(format_sklearn(sk))
             results = results + sk
+    if args.memory:
+        mem = peak_memory()
+        print("\npeak RSS of 10 training steps, MLP 784-512-512-10, batch 1024, float32 "
+              "(fresh process each, imports included):")
+        print("  " + ", ".join(f"{k} {v:.0f} MiB" for k, v in mem.items()))
+        results = results + [{"case": "peak RSS MiB", "memory": mem}]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
