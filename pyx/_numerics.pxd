@@ -22,6 +22,10 @@ cdef extern from "_vecmath.h" nogil:
     void cp_act_backward_f64(const double* dy, const double* y, double* dx, Py_ssize_t n, int act)
     double cp_exp_shift_f32(const float* z, float m, float* e, Py_ssize_t n)
     double cp_exp_shift_f64(const double* z, double m, double* e, Py_ssize_t n)
+    float cp_row_max_f32(const float* z, Py_ssize_t n)
+    double cp_row_max_f64(const double* z, Py_ssize_t n)
+    void cp_scale_f32(float* g, float a, Py_ssize_t n)
+    void cp_scale_f64(double* g, double a, Py_ssize_t n)
 
 
 cdef inline void activation_forward_span(const floating* x, floating* y, Py_ssize_t n,
@@ -46,6 +50,22 @@ cdef inline void activation_backward_span(const floating* dy, const floating* y,
         cp_act_backward_f32(dy, y, dx, n, act)
     else:
         cp_act_backward_f64(dy, y, dx, n, act)
+
+
+cdef inline floating row_max(const floating* z, Py_ssize_t n) noexcept nogil:
+    """max z[:n]; NaN if any element is NaN (so that it propagates)."""
+    if floating is float:
+        return cp_row_max_f32(z, n)
+    else:
+        return cp_row_max_f64(z, n)
+
+
+cdef inline void scale_span(floating* g, floating a, Py_ssize_t n) noexcept nogil:
+    """g[:n] *= a."""
+    if floating is float:
+        cp_scale_f32(g, a, n)
+    else:
+        cp_scale_f64(g, a, n)
 
 
 cdef inline double exp_shift_sum(const floating* z, floating m, floating* e,

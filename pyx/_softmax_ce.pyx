@@ -25,22 +25,10 @@ from cython.parallel cimport prange
 from libc.math cimport log, INFINITY, NAN
 from libc.stdlib cimport malloc, free
 
-from _numerics cimport exp_shift_sum
+from _numerics cimport exp_shift_sum, row_max, scale_span
 
 cdef Py_ssize_t MIN_PARALLEL = 16384   # elements below which one thread is faster
 cdef Py_ssize_t CHUNK = 32             # rows per deterministic partial loss sum
-
-
-cdef inline floating row_max(const floating* z, Py_ssize_t n_classes) noexcept nogil:
-    """max_c z_c; NaN if any z_c is NaN (so that it propagates)."""
-    cdef Py_ssize_t c
-    cdef floating m = -INFINITY
-    for c in range(n_classes):
-        if z[c] > m or z[c] != z[c]:
-            m = z[c]
-            if m != m:
-                break
-    return m
 
 
 def softmax(const floating[:, ::1] z, floating[:, ::1] p, int n_threads):
@@ -55,8 +43,7 @@ def softmax(const floating[:, ::1] z, floating[:, ::1] p, int n_threads):
                         use_threads_if=n_threads > 1 and n * n_classes >= MIN_PARALLEL):
             m = row_max(&z[i, 0], n_classes)
             inv = <floating>(1.0 / exp_shift_sum(&z[i, 0], m, &p[i, 0], n_classes))
-            for c in range(n_classes):
-                p[i, c] = p[i, c] * inv
+            scale_span(&p[i, 0], inv, n_classes)
 
 
 cdef inline double index_row(const floating* z, Py_ssize_t t, floating* g, Py_ssize_t n_classes,
@@ -67,9 +54,7 @@ cdef inline double index_row(const floating* z, Py_ssize_t t, floating* g, Py_ss
     cdef double s = exp_shift_sum(z, m, g, n_classes)
     cdef double inv = scale / s
     cdef double et = g[t]
-    cdef Py_ssize_t c
-    for c in range(n_classes):
-        g[c] = <floating>(g[c] * inv)
+    scale_span(g, <floating>inv, n_classes)
     g[t] = <floating>(et * inv - scale)         # (p_t - 1) * scale, rounded once
     return log(s) + (<double>m - <double>zt)     # lse - z_t without cancellation
 

@@ -14,8 +14,8 @@
  * hold n, so no float->int conversion is needed. Results below ~3e-38 (float)
  * / ~2e-307 (double) are flushed to zero; overflow gives +inf; NaN propagates.
  * tanh(x) = x + x^3 P(x^2) (Cephes) for |x| < 0.625, else
- * sign(x) (1 - 2 / (exp(2|x|) + 1)). sigmoid(x) = 1/(1+z) for x >= 0 and
- * z/(1+z) for x < 0 with z = exp(-|x|) <= 1, so exp never overflows.
+ * sign(x) (1 - 2 / (exp(2|x|) + 1)). sigmoid(x) = 1 / (1 + exp(-x)): where
+ * exp(-x) overflows, its +inf gives exactly 0, so no case needs a branch.
  * Accuracy: a few ulp (see tests/test_activations.py).
  */
 #ifndef CYPROP_VECMATH_H
@@ -59,9 +59,8 @@ static inline float cp_expf(float x)
 
 static inline float cp_sigmoidf(float x)
 {
-    float z = cp_expf(-fabsf(x));
-    float s = 1.0f / (1.0f + z);
-    return x >= 0.0f ? s : z * s;   /* NaN takes the second branch: z*s is NaN */
+    /* exp(-x) overflows to +inf for x < -88.7, giving exactly 0: no NaN, no branch */
+    return 1.0f / (1.0f + cp_expf(-x));
 }
 
 static inline float cp_tanhf(float x)
@@ -100,9 +99,7 @@ static inline double cp_exp(double x)
 
 static inline double cp_sigmoid(double x)
 {
-    double z = cp_exp(-fabs(x));
-    double s = 1.0 / (1.0 + z);
-    return x >= 0.0 ? s : z * s;
+    return 1.0 / (1.0 + cp_exp(-x));
 }
 
 static inline double cp_tanh(double x)
@@ -179,7 +176,25 @@ ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, p
         for (k = 0; k < 8; k++) acc[k] += e[i + k];                                    \
     for (; i < n; i++) acc[0] += e[i];                                                 \
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
-}
+}                                                                                      \
+/* max of z[:n]; NaN if any element is NaN (vectorized: a max pass and a NaN flag) */   \
+ATTR static float cp_row_max_f32##SFX(const float *z, ptrdiff_t n)                    \
+{                                                                                      \
+    float m = -INFINITY; int nan = 0; ptrdiff_t i;                                     \
+    for (i = 0; i < n; i++) { m = z[i] > m ? z[i] : m; nan |= z[i] != z[i]; }          \
+    return nan ? NAN : m;                                                              \
+}                                                                                      \
+ATTR static double cp_row_max_f64##SFX(const double *z, ptrdiff_t n)                  \
+{                                                                                      \
+    double m = -INFINITY; int nan = 0; ptrdiff_t i;                                    \
+    for (i = 0; i < n; i++) { m = z[i] > m ? z[i] : m; nan |= z[i] != z[i]; }          \
+    return nan ? NAN : m;                                                              \
+}                                                                                      \
+/* g[:n] *= a (in the data's dtype) */                                                 \
+ATTR static void cp_scale_f32##SFX(float *g, float a, ptrdiff_t n)                    \
+{ ptrdiff_t i; for (i = 0; i < n; i++) g[i] *= a; }                                    \
+ATTR static void cp_scale_f64##SFX(double *g, double a, ptrdiff_t n)                  \
+{ ptrdiff_t i; for (i = 0; i < n; i++) g[i] *= a; }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CYPROP_NO_DISPATCH)
 CP_SPANS(_base, )
@@ -212,5 +227,13 @@ static inline double cp_exp_shift_f32(const float *z, float m, float *e, ptrdiff
 { return CP_DISPATCH(cp_exp_shift_f32, (z, m, e, n)); }
 static inline double cp_exp_shift_f64(const double *z, double m, double *e, ptrdiff_t n)
 { return CP_DISPATCH(cp_exp_shift_f64, (z, m, e, n)); }
+static inline float cp_row_max_f32(const float *z, ptrdiff_t n)
+{ return CP_DISPATCH(cp_row_max_f32, (z, n)); }
+static inline double cp_row_max_f64(const double *z, ptrdiff_t n)
+{ return CP_DISPATCH(cp_row_max_f64, (z, n)); }
+static inline void cp_scale_f32(float *g, float a, ptrdiff_t n)
+{ CP_DISPATCH(cp_scale_f32, (g, a, n)); }
+static inline void cp_scale_f64(double *g, double a, ptrdiff_t n)
+{ CP_DISPATCH(cp_scale_f64, (g, a, n)); }
 
 #endif /* CYPROP_VECMATH_H */
