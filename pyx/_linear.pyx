@@ -157,8 +157,8 @@ cdef inline void blas_threads_restore(int entered) noexcept nogil:
 
 
 # --- Blocked GEMM ------------------------------------------------------------
-cdef Py_ssize_t GEMM_MIN_FLOPS = 1 << 21   # below this: one BLAS call, no blocks
-cdef Py_ssize_t GEMM_MIN_BLOCK = 256       # never cut blocks smaller than this
+cdef Py_ssize_t GEMM_MIN_FLOPS = 1 << 19   # below this: one BLAS call, no blocks
+cdef Py_ssize_t GEMM_MIN_BLOCK = 64        # never cut blocks smaller than this
 cdef Py_ssize_t GEMM_TARGET_BLOCK = 384    # aim for blocks at least this large
 cdef Py_ssize_t GEMM_MAX_BLOCKS = 64
 
