@@ -255,7 +255,9 @@ def measure(steps, repeats, target, settle=0.0):
     """Median seconds per call of each step, peers interleaved.
 
     ``settle`` seconds of sleep follow each sample, so that thread pools left
-    spinning by one peer do not slow the next.
+    spinning by one peer do not slow the next; each sample then starts with
+    untimed warm-up calls (a tenth of its calls), so that no peer is timed
+    cold (threads asleep, cores idle) after the pause.
     """
     numbers = {}
     for k, f in steps.items():
@@ -265,6 +267,8 @@ def measure(steps, repeats, target, settle=0.0):
     for _ in range(repeats):
         for k, f in steps.items():
             n = numbers[k]
+            for _ in range(max(1, n // 10) if settle else 0):
+                f()
             t0 = time.perf_counter()
             for _ in range(n):
                 f()
