@@ -305,7 +305,7 @@ def build_cases(dtypes, which):
             yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
 
 
-def sklearn_digits(threads, repeats=3, max_iter=50):
+def sklearn_digits(threads, repeats=3, max_iter=50, settle=0.15):
     """Fit time and test accuracy of cyprop.sklearn vs scikit-learn's MLPClassifier on digits.
 
     Identical hyperparameters (scikit-learn's defaults, ``max_iter`` epochs,
@@ -331,6 +331,8 @@ def sklearn_digits(threads, repeats=3, max_iter=50):
             for _ in range(repeats):
                 for name, cls in (("cyprop", CpMLP), ("sklearn", SkMLP)):
                     est = cls(max_iter=max_iter, random_state=0)
+                    if n > 1:  # let the other library's spinning BLAS threads go idle
+                        time.sleep(settle)
                     t0 = time.perf_counter()
                     est.fit(Xtr, ytr)
                     times[name].append(time.perf_counter() - t0)
