@@ -77,7 +77,6 @@ def build(draw):
         shape = _dims(draw, draw(st.integers(0, 3)))
         x = _array(draw, shape, dt)
         if kind == "act_forward":
-            fn = getattr(F, f"{name}_forward")
             kw = {"out": np.empty(shape, dt)} if draw(st.booleans()) else {}
             return Case(f"{name}_forward", (x,), kw, [("args", 0), ("kwargs", "out")],
                         lambda r, a, k: _close(r, getattr(R, f"{name}_forward")(*_ref(a))))

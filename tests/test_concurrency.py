@@ -100,7 +100,7 @@ def test_backward_on_another_thread_is_refused():
 
 
 def test_estimator_predict_is_thread_safe():
-    sk = pytest.importorskip("sklearn")  # noqa: F841
+    pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
 
     from cyprop.sklearn import MLPClassifier

@@ -1,5 +1,4 @@
 """Optimizer updates over a flat parameter vector (as a Sequential lays them out)."""
-import numpy as np
 
 from cyprop import nn, optim
 

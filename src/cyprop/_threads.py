@@ -26,10 +26,8 @@ from ._openmp import openmp_enabled, openmp_max_threads
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled"]
 
-# The thread count the kernels use; read directly by cyprop.functional.
-_n_threads = None
-_blas_limit = None  # the threadpoolctl object holding our BLAS limit, if any
-_default = None     # cached default, computed on first use
+_n_threads = None  # set by set_num_threads / threads(); None: the default
+_default = None    # cached default, computed on first use
 
 
 def _default_num_threads():
@@ -85,12 +83,7 @@ def set_num_threads(n):
     global _n_threads
     n = _check_n_threads(n)
     _n_threads = n
-    _limit_blas(n)
-
-
-def _limit_blas(n):
-    global _blas_limit
-    _blas_limit = threadpool_limits(limits=n, user_api="blas")  # applied now, kept
+    threadpool_limits(limits=n, user_api="blas")  # applied at once, and left in place
 
 
 @contextlib.contextmanager
@@ -108,9 +101,9 @@ def threads(n):
     >>> with cyprop.threads(1):
     ...     pass  # single-threaded kernels and BLAS here
     """
-    global _n_threads, _blas_limit
+    global _n_threads
     n = _check_n_threads(n)
-    previous, previous_limit = _n_threads, _blas_limit
+    previous = _n_threads
     limiter = threadpool_limits(limits=n, user_api="blas")
     _n_threads = n
     try:
@@ -118,7 +111,6 @@ def threads(n):
     finally:
         _n_threads = previous
         limiter.restore_original_limits()
-        _blas_limit = previous_limit
 
 
 

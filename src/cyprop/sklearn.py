@@ -24,6 +24,7 @@ Requires scikit-learn (``pip install "cyprop[sklearn]"``).
 import numbers
 import threading
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -256,7 +257,7 @@ class _BaseMLP(BaseEstimator):
         elif self.coefs_[0].dtype != dtype:
             X = X.astype(self.coefs_[0].dtype)
         with self._model_lock, (threads(self.n_threads) if self.n_threads is not None
-                                else _nullcontext()):
+                                else nullcontext()):
             self._fit_stochastic(X, y, incremental)
         return self
 
@@ -363,7 +364,7 @@ class _BaseMLP(BaseEstimator):
         if X.shape[0] == 0:
             return np.empty((0, self.n_outputs_), X.dtype)
         with self._model_lock, (threads(self.n_threads) if self.n_threads is not None
-                                else _nullcontext()):
+                                else nullcontext()):
             return self._model(X).copy()
 
     def fit(self, X, y):
@@ -380,14 +381,6 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
