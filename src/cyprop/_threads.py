@@ -16,13 +16,13 @@ the same BLAS library run single-threaded too.
 """
 import contextlib
 import ctypes
-import numbers
 import os
 
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from . import _linear
 from ._openmp import openmp_enabled, openmp_max_threads
+from ._validation import check_positive_int
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled"]
 
@@ -41,14 +41,6 @@ def _default_num_threads():
         n = min(n, os.cpu_count() or 1)
     _default = max(1, n)
     return _default
-
-
-def _check_n_threads(n):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n_threads must be a positive int, got {n!r} of type {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n}")
-    return int(n)
 
 
 def get_num_threads():
@@ -81,7 +73,7 @@ def set_num_threads(n):
         If ``n`` is not an int >= 1.
     """
     global _n_threads
-    n = _check_n_threads(n)
+    n = check_positive_int("n_threads", n)
     _n_threads = n
     threadpool_limits(limits=n, user_api="blas")  # applied at once, and left in place
 
@@ -102,7 +94,7 @@ def threads(n):
     ...     pass  # single-threaded kernels and BLAS here
     """
     global _n_threads
-    n = _check_n_threads(n)
+    n = check_positive_int("n_threads", n)
     previous = _n_threads
     limiter = threadpool_limits(limits=n, user_api="blas")
     _n_threads = n

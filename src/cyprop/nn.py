@@ -43,7 +43,7 @@ from ._validation import (
 __all__ = ["Parameter", "Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential",
            "SoftmaxCrossEntropy", "MSELoss", "load"]
 
-_MAX_WORKSPACES = 8  # distinct (name, shape) buffers kept per module
+_MAX_WORKSPACES = 8  # buffers (or batch-size plans) kept per module, see _cached
 
 
 class Parameter:
@@ -75,6 +75,19 @@ def _check_dtype(dtype):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def _cached(cache, key, make):
+    """``cache[key]``, made by ``make()`` on a miss; a full cache is emptied first.
+
+    Bounds the workspaces and plans kept per module (one per batch size in use).
+    """
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _MAX_WORKSPACES:
+            cache.clear()
+        value = cache[key] = make()
+    return value
 
 
 def _exclusive(method):
@@ -162,14 +175,8 @@ class Module:
         return state
 
     def _workspace(self, name, shape):
-        ws = self.__dict__.setdefault("_workspaces", {})
-        key = (name, shape)
-        buf = ws.get(key)
-        if buf is None:
-            if len(ws) >= _MAX_WORKSPACES:
-                ws.clear()
-            buf = ws[key] = np.empty(shape, self.dtype)
-        return buf
+        return _cached(self.__dict__.setdefault("_workspaces", {}), (name, shape),
+                       lambda: np.empty(shape, self.dtype))
 
     def _input(self, x, name="x"):
         """Validate a forward input against this layer's dtype."""
@@ -447,27 +454,26 @@ class Sequential(Module):
 
     def _plan(self, n):
         """The ChainPlan (and its output and input-gradient arrays) for batch size n."""
-        entry = self._plans.get(n)
-        if entry is None:
-            if len(self._plans) >= _MAX_WORKSPACES:
-                self._plans.clear()
-            plan = F._ChainPlan(n, self.dtype, len(self.layers))
-            width = self._in_features
-            first_dx = y = None
-            for layer in self.layers:
-                if isinstance(layer, Linear):
-                    y = np.empty((n, layer.out_features), self.dtype)
-                    dx = np.empty((n, layer.in_features), self.dtype)
-                    delta = np.empty_like(y) if layer._code else None
-                    plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
-                                    layer._code)
-                else:
-                    y, dx = np.empty((n, width), self.dtype), np.empty((n, width), self.dtype)
-                    plan.add_activation(y, dx, layer._code)
-                width = y.shape[1]
-                first_dx = dx if first_dx is None else first_dx
-            entry = self._plans[n] = (plan, y, first_dx)
-        return entry
+        return _cached(self._plans, n, lambda: self._build_plan(n))
+
+    def _build_plan(self, n):
+        """A ChainPlan for batch size n with its workspaces: (plan, output, input gradient)."""
+        plan = F._ChainPlan(n, self.dtype, len(self.layers))
+        width = self._in_features
+        first_dx = y = None
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                y = np.empty((n, layer.out_features), self.dtype)
+                dx = np.empty((n, layer.in_features), self.dtype)
+                delta = np.empty_like(y) if layer._code else None
+                plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
+                                layer._code)
+            else:
+                y, dx = np.empty((n, width), self.dtype), np.empty((n, width), self.dtype)
+                plan.add_activation(y, dx, layer._code)
+            width = y.shape[1]
+            first_dx = dx if first_dx is None else first_dx
+        return plan, y, first_dx
 
     @_exclusive
     def forward(self, x):
@@ -545,13 +551,8 @@ class _Loss:
     def _grad_buffer(self, pred):
         if not isinstance(pred, np.ndarray) or pred.dtype not in FLOAT_DTYPES:
             return None  # let the functional layer convert or raise
-        key = (pred.shape, pred.dtype)
-        buf = self._workspaces.get(key)
-        if buf is None:
-            if len(self._workspaces) >= _MAX_WORKSPACES:
-                self._workspaces.clear()
-            buf = self._workspaces[key] = np.empty(pred.shape, pred.dtype)
-        return buf
+        return _cached(self._workspaces, (pred.shape, pred.dtype),
+                       lambda: np.empty(pred.shape, pred.dtype))
 
 
 class SoftmaxCrossEntropy(_Loss):

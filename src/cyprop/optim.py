@@ -44,9 +44,7 @@ class Optimizer:
                 raise ValueError(f"params[{i}].grad has shape {grad.shape}, value {value.shape}")
             if not (value.flags.c_contiguous and value.flags.writeable):
                 raise ValueError(f"params[{i}].value must be C-contiguous and writeable")
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-            raise ValueError(f"lr must be a number > 0, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = _check_lr(lr)
         values = _flat_span([p.value for p in self.params])
         grads = _flat_span([p.grad for p in self.params])
         # (value, grad) pairs the kernels update: one flat pair, or one per parameter
@@ -82,6 +80,12 @@ class Optimizer:
     def step(self):
         """Update every parameter in place."""
         raise NotImplementedError
+
+
+def _check_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    return float(lr)
 
 
 def _address(a):
@@ -145,8 +149,7 @@ class SGD(Optimizer):
             scikit-learn and Keras exactly, also across learning-rate changes.
             (Without it, PyTorch's: the whole buffer is scaled by the new rate.)
         """
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-            raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        lr = _check_lr(lr)
         if keep_velocity and not self._first:
             for buf in self._buffers:
                 if buf is not None:
