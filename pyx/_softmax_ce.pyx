@@ -33,7 +33,7 @@ cdef Py_ssize_t CHUNK = 32             # rows per deterministic partial loss sum
 
 def softmax(const floating[:, ::1] z, floating[:, ::1] p, int n_threads):
     """p (N, C) = softmax(z (N, C)) along rows; ``p`` may be ``z``."""
-    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i, c
+    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i
     cdef floating m
     cdef floating inv
     if n_classes == 0:
