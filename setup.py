@@ -90,8 +90,12 @@ class BuildExt(build_ext):
 def _extensions():
     from Cython.Build import cythonize
 
+    import numpy
+
     exts = [
-        Extension(f"cyprop.{name}", [f"pyx/{name}.pyx"], include_dirs=["pyx"])
+        Extension(f"cyprop.{name}", [f"pyx/{name}.pyx"],
+                  include_dirs=["pyx", numpy.get_include()],
+                  define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")])
         for name in KERNELS
     ]
     return cythonize(

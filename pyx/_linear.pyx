@@ -222,11 +222,16 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
     cdef Py_ssize_t dim = M if by_rows else N
     cdef Py_ssize_t n_blocks = (dim + block - 1) // block
     cdef Py_ssize_t blk, start
-    for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
-                      use_threads_if=n_threads > 1 and n_blocks > 1):
-        start = blk * block
-        gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, by_rows,
-                   start, min(start + block, dim))
+    if n_threads > 1 and n_blocks > 1:
+        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+            start = blk * block
+            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, by_rows,
+                       start, min(start + block, dim))
+    else:  # serially: no OpenMP region to enter (it costs ~0.3 us even for one thread)
+        for blk in range(n_blocks):
+            start = blk * block
+            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, by_rows,
+                       start, min(start + block, dim))
 
 
 
@@ -253,6 +258,20 @@ cdef inline void bias_activation(floating* y, Py_ssize_t ldy, const floating* b,
         activation_inplace(yrow + c0, c1 - c0, act)
 
 
+cdef inline void forward_block(const floating* x, const floating* W, const floating* b,
+                               floating* y, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                               int act, bint epilogue, bint by_rows, Py_ssize_t start,
+                               Py_ssize_t stop) noexcept nogil:
+    """One GEMM block of the forward pass, then its bias and activation while in cache."""
+    gemm_block(False, False, n, n_out, n_in, x, <int>n_in, W, <int>n_out, y, <int>n_out,
+               by_rows, start, stop)
+    if epilogue:
+        if by_rows:
+            bias_activation(y, n_out, b, act, start, stop, 0, n_out)
+        else:
+            bias_activation(y, n_out, b, act, 0, n, start, stop)
+
+
 cdef void linear_forward_impl(const floating* x, const floating* W, const floating* b,
                               floating* y, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                               int act, int n_threads) noexcept nogil:
@@ -261,7 +280,7 @@ cdef void linear_forward_impl(const floating* x, const floating* W, const floati
     BLAS must already be single-threaded (blas_single_thread_enter). Each GEMM
     block gets its bias and activation while it is still in cache.
     """
-    cdef Py_ssize_t i, blk, start, stop, block, dim, n_blocks
+    cdef Py_ssize_t i, blk, block, dim, n_blocks
     cdef bint by_rows, epilogue = b != NULL or act != ACT_NONE
     if n == 0 or n_out == 0:
         return
@@ -275,26 +294,46 @@ cdef void linear_forward_impl(const floating* x, const floating* W, const floati
             gemm_rowmajor(False, False, <int>n, <int>n_out, <int>n_in, 1, x, <int>n_in,
                           W, <int>n_out, 0, y, <int>n_out)
         if epilogue:
-            for i in prange(n, num_threads=n_threads, schedule="static",
-                            use_threads_if=n_threads > 1 and n * n_out >= MIN_PARALLEL):
-                bias_activation(y, n_out, b, act, i, i + 1, 0, n_out)
+            if n_threads > 1 and n * n_out >= MIN_PARALLEL:
+                for i in prange(n, num_threads=n_threads, schedule="static"):
+                    bias_activation(y, n_out, b, act, i, i + 1, 0, n_out)
+            else:
+                bias_activation(y, n_out, b, act, 0, n, 0, n_out)
+    elif n_threads > 1:
+        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+            forward_block(x, W, b, y, n, n_in, n_out, act, epilogue, by_rows, blk * block,
+                          min(blk * block + block, dim))
     else:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
-                          use_threads_if=n_threads > 1):
-            start = blk * block
-            stop = min(start + block, dim)
-            gemm_block(False, False, n, n_out, n_in, x, <int>n_in, W, <int>n_out, y,
-                       <int>n_out, by_rows, start, stop)
-            if epilogue:
-                if by_rows:
-                    bias_activation(y, n_out, b, act, start, stop, 0, n_out)
-                else:
-                    bias_activation(y, n_out, b, act, 0, n, start, stop)
+        for blk in range(n_blocks):
+            forward_block(x, W, b, y, n, n_in, n_out, act, epilogue, by_rows, blk * block,
+                          min(blk * block + block, dim))
 
 
 cdef inline Py_ssize_t db_workspace_size(Py_ssize_t n, Py_ssize_t n_out) noexcept nogil:
     """Doubles of workspace linear_backward_impl needs for db."""
     return ((n + DB_CHUNK - 1) // DB_CHUNK) * n_out
+
+
+cdef inline void delta_db_chunk(const floating* dy, const floating* y, int act,
+                                floating* delta, double* partial, bint need_db,
+                                Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t c) noexcept nogil:
+    """Rows of chunk c: delta = dy * act'(y), and their float64 column sums into partial[c]."""
+    cdef Py_ssize_t i, j, r0 = c * DB_CHUNK, r1 = min(c * DB_CHUNK + DB_CHUNK, n)
+    cdef double* prow = partial + c * n_out
+    cdef const floating* drow
+    if need_db:
+        for j in range(n_out):
+            prow[j] = 0
+    for i in range(r0, r1):
+        if act != ACT_NONE:
+            activation_backward_span(dy + i * n_out, y + i * n_out, delta + i * n_out, n_out,
+                                     act)
+            drow = delta + i * n_out
+        else:
+            drow = dy + i * n_out
+        if need_db:
+            for j in range(n_out):
+                prow[j] += drow[j]
 
 
 cdef void linear_backward_impl(const floating* dy, const floating* x, const floating* W,
@@ -310,10 +349,8 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
     when db is NULL). BLAS must already be single-threaded.
     """
     cdef Py_ssize_t n_chunks = (n + DB_CHUNK - 1) // DB_CHUNK
-    cdef Py_ssize_t c, i, j, r0, r1
+    cdef Py_ssize_t c, j
     cdef const floating* d
-    cdef floating* drow
-    cdef double* prow
     cdef bint need_db = db != NULL
     if n_out == 0:
         if dx != NULL and n * n_in > 0:
@@ -327,24 +364,12 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
         return
     # delta = dy * act'(y), fused with the per-chunk partial sums of db
     if act != ACT_NONE or need_db:
-        for c in prange(n_chunks, num_threads=n_threads, schedule="static",
-                        use_threads_if=n_threads > 1 and n * n_out >= MIN_PARALLEL):
-            r0 = c * DB_CHUNK
-            r1 = min(r0 + DB_CHUNK, n)
-            prow = partial + c * n_out
-            if need_db:
-                for j in range(n_out):
-                    prow[j] = 0
-            for i in range(r0, r1):
-                if act != ACT_NONE:
-                    drow = delta + i * n_out
-                    activation_backward_span(dy + i * n_out, y + i * n_out, drow, n_out, act)
-                    if need_db:
-                        for j in range(n_out):
-                            prow[j] += drow[j]
-                else:
-                    for j in range(n_out):
-                        prow[j] += dy[i * n_out + j]
+        if n_threads > 1 and n * n_out >= MIN_PARALLEL:
+            for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+                delta_db_chunk(dy, y, act, delta, partial, need_db, n, n_out, c)
+        else:
+            for c in range(n_chunks):
+                delta_db_chunk(dy, y, act, delta, partial, need_db, n, n_out, c)
     if need_db:
         # sum the partials in float64, in chunk order, then round once
         for j in range(n_out):
@@ -422,6 +447,7 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
 # checks every array handed to it (dtype, C order, shape), so it cannot read
 # or write outside them.
 import numpy as np
+cimport numpy as cnp
 
 cdef enum:
     OP_LINEAR = 0
@@ -520,7 +546,7 @@ cdef class ChainPlan:
             raise ValueError(f"{name} must be a writeable C-contiguous array of shape {shape}, "
                              f"got shape {a.shape}")
         self.keep.append(a)
-        return max(<size_t>a.__array_interface__["data"][0], 1)
+        return max(<size_t>cnp.PyArray_DATA(<cnp.ndarray>a), 1)
 
     cdef ChainOp* _next_op(self, Py_ssize_t n_in, Py_ssize_t n_out) except NULL:
         if self.n_ops == self.capacity:
@@ -561,18 +587,34 @@ cdef class ChainPlan:
         op.dx = <void*>self._address("dx", dx, (self.n, width))
         self.n_ops += 1
 
-    cdef void _check_input(self, name, a, Py_ssize_t width) except *:
-        if not isinstance(a, np.ndarray) or a.dtype != self.dtype or not a.flags.c_contiguous:
-            raise TypeError(f"{name} must be a C-contiguous ndarray of dtype {self.dtype}")
-        if a.shape != (self.n, width):
-            raise ValueError(f"{name} must have shape {(self.n, width)}, got {a.shape}")
+    cdef bint _fits(self, a, Py_ssize_t width):
+        """Whether ``a`` is a C-contiguous (n, width) ndarray of the plan's dtype."""
+        cdef cnp.ndarray arr
+        if not cnp.PyArray_Check(a):
+            return False
+        arr = <cnp.ndarray>a
+        return (cnp.PyArray_TYPE(arr) == (cnp.NPY_FLOAT if self.is_float else cnp.NPY_DOUBLE)
+                and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_NDIM(arr) == 2
+                and cnp.PyArray_DIM(arr, 0) == self.n and cnp.PyArray_DIM(arr, 1) == width)
 
-    def forward(self, x, int n_threads):
-        """Run the chain on x (n, in); the result is in the last op's ``y``."""
+    cdef void _check_input(self, name, a, Py_ssize_t width) except *:
+        if not self._fits(a, width):
+            raise ValueError(f"{name} must be a C-contiguous ndarray of dtype {self.dtype} "
+                             f"and shape {(self.n, width)}")
+
+    def forward(self, x, int n_threads, bint check=True):
+        """Run the chain on x (n, in); the result is in the last op's ``y``.
+
+        With ``check=False`` an unsuitable ``x`` returns False (nothing run)
+        instead of raising, so a caller can try its fast path first.
+        """
         if self.n_ops == 0:
             raise ValueError("empty ChainPlan")
-        self._check_input("x", x, self.ops[0].n_in)
-        cdef size_t px = x.__array_interface__["data"][0]
+        if not self._fits(x, self.ops[0].n_in):
+            if check:
+                self._check_input("x", x, self.ops[0].n_in)
+            return False
+        cdef void* px = cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef int saved
         with nogil:
             saved = blas_single_thread_enter()
@@ -582,22 +624,27 @@ cdef class ChainPlan:
                 chain_forward[double](self.ops, self.n_ops, self.n, <double*>px, n_threads)
             blas_threads_restore(saved)
         self.last_x = x
+        return True
 
-    def backward(self, dy, bint need_dx, int n_threads):
+    def backward(self, dy, bint need_dx, int n_threads, bint check=True):
         """Back-propagate dy (n, out) through the chain after ``forward``.
 
         Fills every dW/db; the gradient w.r.t. the input lands in the first
-        op's ``dx`` when ``need_dx``.
+        op's ``dx`` when ``need_dx``. With ``check=False`` an unsuitable
+        ``dy`` returns False instead of raising.
         """
         if self.last_x is None:
             raise ValueError("backward() called before forward()")
-        self._check_input("dy", dy, self.ops[self.n_ops - 1].n_out)
+        if not self._fits(dy, self.ops[self.n_ops - 1].n_out):
+            if check:
+                self._check_input("dy", dy, self.ops[self.n_ops - 1].n_out)
+            return False
         if self.partial == NULL and self.partial_size > 0:
             self.partial = <double*>malloc(self.partial_size * sizeof(double))
             if self.partial == NULL:
                 raise MemoryError()
-        cdef size_t px = self.last_x.__array_interface__["data"][0]
-        cdef size_t pdy = dy.__array_interface__["data"][0]
+        cdef void* px = cnp.PyArray_DATA(<cnp.ndarray>self.last_x)
+        cdef void* pdy = cnp.PyArray_DATA(<cnp.ndarray>dy)
         cdef int saved
         with nogil:
             saved = blas_single_thread_enter()
@@ -608,3 +655,4 @@ cdef class ChainPlan:
                 chain_backward[double](self.ops, self.n_ops, self.n, <double*>px,
                                        <double*>pdy, need_dx, self.partial, n_threads)
             blas_threads_restore(saved)
+        return True

@@ -253,3 +253,34 @@ def test_empty_batch_through_a_model(dtype):
     assert dx.shape == (0, 3)
     for p in model.parameters():
         np.testing.assert_array_equal(p.grad, 0)
+
+
+@pytest.mark.parametrize("dtype", [f32, f64])
+def test_model_fast_path_declines_what_it_cannot_take(dtype):
+    # once a plan exists for a batch size, Sequential runs the C-checked fast
+    # path; anything else must fall back to the validating path, not misbehave
+    other = f64 if dtype == f32 else f32
+    model = nn.Sequential(nn.Linear(3, 4, activation="tanh", dtype=dtype, seed=0),
+                          nn.Linear(4, 2, dtype=dtype, seed=1))
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(dtype)
+    want = model(x).copy()
+    dy = np.ones((5, 2), dtype)
+    model.backward(dy)
+    want_dW = model.layers[0].dW.copy()
+    np.testing.assert_array_equal(model(np.asfortranarray(x)), want)   # copied to C order
+    np.testing.assert_array_equal(model(x.tolist()), want)             # converted
+    model.backward(np.asfortranarray(dy))
+    np.testing.assert_array_equal(model.layers[0].dW, want_dW)
+    with pytest.raises(TypeError, match="dtype"):
+        model(x.astype(other))
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        model(np.zeros((5, 4), dtype))
+    with pytest.raises(ValueError, match="must be 2-D|shape"):
+        model(np.zeros(15, dtype))
+    model(x)
+    with pytest.raises(ValueError, match="shape"):
+        model.backward(np.ones((5, 3), dtype))
+    with pytest.raises(TypeError, match="dtype"):
+        model.backward(dy.astype(other))
+    with pytest.raises(ValueError, match="shape"):
+        model.backward(np.ones((4, 2), dtype))

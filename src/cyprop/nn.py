@@ -483,11 +483,16 @@ class Sequential(Module):
             for layer in self.layers:
                 x = layer.forward(x)
             return x
-        x = self._input(x)
-        if x.ndim != 2 or x.shape[1] != self._in_features:
-            raise ValueError(f"x must have shape (N, {self._in_features}), got {x.shape}")
-        entry = self._plan(x.shape[0])
-        entry[0].forward(x, get_num_threads())
+        n_threads = get_num_threads()
+        # fast path: a C-contiguous ndarray of our dtype and width, for a batch
+        # size seen before (the plan checks it in C and declines anything else)
+        entry = self._plans.get(x.shape[0]) if type(x) is np.ndarray and x.ndim == 2 else None
+        if entry is None or not entry[0].forward(x, n_threads, False):
+            x = self._input(x)
+            if x.ndim != 2 or x.shape[1] != self._in_features:
+                raise ValueError(f"x must have shape (N, {self._in_features}), got {x.shape}")
+            entry = self._plan(x.shape[0])
+            entry[0].forward(x, n_threads)
         self._last = entry
         return entry[1]
 
@@ -518,8 +523,8 @@ class Sequential(Module):
         if self._last is None:
             raise ValueError("Sequential.backward() called before forward()")
         plan, y, first_dx = self._last
-        dy = self._check_dy(dy, y.shape)
-        plan.backward(dy, bool(need_dx), get_num_threads())
+        if not plan.backward(dy, bool(need_dx), get_num_threads(), False):
+            plan.backward(self._check_dy(dy, y.shape), bool(need_dx), get_num_threads())
         return first_dx if need_dx else None
 
 
