@@ -11,43 +11,78 @@ grad = scale * 2 (pred - target), with scale 1/n for the mean, 1 for sum.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
+cimport numpy as cnp
+
+from _arrays cimport data_of, float_type
 
 cdef Py_ssize_t CHUNK = 8192
 cdef Py_ssize_t MIN_PARALLEL = 65536
 
 
-def mse(const floating[::1] pred, const floating[::1] target, floating[::1] grad,
-        bint need_grad, double scale, int n_threads):
-    """Return sum((pred - target)^2) as a float64; write grad (n,) if need_grad.
-
-    ``grad`` may be ``pred`` or ``target``. Raises MemoryError if the
-    workspace cannot be allocated.
-    """
-    cdef Py_ssize_t n = pred.shape[0]
-    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t c, i, i0, i1
-    cdef double acc, diff, total = 0
-    cdef floating two_scale = <floating>(2 * scale)
+cdef inline double mse_chunk(const floating* pred, const floating* target, floating* grad,
+                             Py_ssize_t n, floating two_scale, bint need_grad) noexcept nogil:
+    """Sum of (pred - target)^2 over n elements in float64; grad = two_scale * (pred - target)."""
+    cdef Py_ssize_t i
+    cdef double acc = 0
     cdef floating d
-    cdef double* partial
+    for i in range(n):
+        d = pred[i] - target[i]
+        acc = acc + <double>d * d
+        if need_grad:
+            grad[i] = two_scale * d
+    return acc
+
+
+cdef double mse_impl(const floating* pred, const floating* target, floating* grad, Py_ssize_t n,
+                     bint need_grad, double scale, double* partial,
+                     int n_threads) noexcept nogil:
+    cdef Py_ssize_t c, i0, n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef floating two_scale = <floating>(2 * scale)
+    cdef double total = 0
+    if n_threads > 1 and n >= MIN_PARALLEL:
+        for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            i0 = c * CHUNK
+            partial[c] = mse_chunk(pred + i0, target + i0, grad + i0, min(CHUNK, n - i0),
+                                   two_scale, need_grad)
+    else:
+        for c in range(n_chunks):
+            i0 = c * CHUNK
+            partial[c] = mse_chunk(pred + i0, target + i0, grad + i0, min(CHUNK, n - i0),
+                                   two_scale, need_grad)
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
+
+
+def mse(pred, target, grad, bint need_grad, double scale, int n_threads):
+    """Return sum((pred - target)^2) as a float64; write grad if need_grad.
+
+    pred, target, grad: C-contiguous arrays of one float dtype and size
+    (checked in C); ``grad`` may be ``pred`` or ``target``. Raises
+    MemoryError if the workspace cannot be allocated.
+    """
+    cdef int typenum = float_type(pred, "pred")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>pred)
+    cdef void* pp = data_of(pred, typenum, n, False, "pred")
+    cdef void* pt = data_of(target, typenum, n, False, "target")
+    cdef void* pg = data_of(grad, typenum, n, True, "grad")
+    cdef double total
+    cdef double stack_partial[16]
+    cdef double* partial = stack_partial
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
     if n == 0:
         return 0.0
-    partial = <double*>malloc(n_chunks * sizeof(double))
-    if partial == NULL:
-        raise MemoryError()
+    if n_chunks > 16:
+        partial = <double*>malloc(n_chunks * sizeof(double))
+        if partial == NULL:
+            raise MemoryError()
     with nogil:
-        for c in prange(n_chunks, num_threads=n_threads, schedule="static",
-                        use_threads_if=n_threads > 1 and n >= MIN_PARALLEL):
-            i0 = c * CHUNK
-            i1 = min(i0 + CHUNK, n)
-            acc = 0
-            for i in range(i0, i1):
-                d = pred[i] - target[i]
-                acc = acc + <double>d * d
-                if need_grad:
-                    grad[i] = two_scale * d
-            partial[c] = acc
-        for c in range(n_chunks):
-            total += partial[c]
-    free(partial)
+        if typenum == cnp.NPY_FLOAT:
+            total = mse_impl[float](<float*>pp, <float*>pt, <float*>pg, n, need_grad, scale,
+                                    partial, n_threads)
+        else:
+            total = mse_impl[double](<double*>pp, <double*>pt, <double*>pg, n, need_grad,
+                                     scale, partial, n_threads)
+    if partial != stack_partial:
+        free(partial)
     return total

@@ -22,6 +22,9 @@ Adam (torch.optim.Adam, L2 weight decay):
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
+cimport numpy as cnp
+
+from _arrays cimport data_of, float_type
 
 cdef Py_ssize_t BLOCK = 8192
 cdef Py_ssize_t MIN_PARALLEL = 65536
@@ -34,56 +37,125 @@ cdef inline floating sqrt_(floating x) noexcept nogil:
         return sqrt(x)
 
 
-def sgd_step(floating[::1] p, const floating[::1] grad, floating[::1] buf,
-             double lr, double momentum, double dampening, double weight_decay,
-             bint nesterov, bint first_step, int n_threads):
-    """One SGD update of p (n,) in place; ``buf`` (n,) is the momentum buffer (unused without momentum)."""
-    cdef Py_ssize_t n = p.shape[0], n_blocks = (n + BLOCK - 1) // BLOCK, blk, i, i0, i1
+cdef void sgd_span(floating* p, const floating* grad, floating* buf, Py_ssize_t n,
+                   floating lr, floating mom, floating damp, floating wd, bint use_momentum,
+                   bint nesterov, bint first_step) noexcept nogil:
+    # loop-invariant flags as selects, so that gcc vectorizes every variant
+    cdef Py_ssize_t i
+    cdef floating g, b
+    if not use_momentum:
+        for i in range(n):
+            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
+            p[i] = p[i] - lr * g
+        return
+    if first_step:  # buf = g
+        for i in range(n):
+            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
+            buf[i] = g
+            p[i] = p[i] - lr * (g + mom * g if nesterov else g)
+    elif nesterov:
+        for i in range(n):
+            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
+            b = mom * buf[i] + damp * g
+            buf[i] = b
+            p[i] = p[i] - lr * (g + mom * b)
+    else:
+        for i in range(n):
+            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
+            b = mom * buf[i] + damp * g
+            buf[i] = b
+            p[i] = p[i] - lr * b
+
+
+cdef void sgd_impl(floating* p, const floating* grad, floating* buf, Py_ssize_t n, double lr,
+                   double momentum, double dampening, double weight_decay, bint nesterov,
+                   bint first_step, int n_threads) noexcept nogil:
     cdef floating lr_ = <floating>lr, mom = <floating>momentum
     cdef floating damp = <floating>(1 - dampening), wd = <floating>weight_decay
-    cdef floating g
     cdef bint use_momentum = momentum != 0
-    with nogil:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
-                          use_threads_if=n_threads > 1 and n >= MIN_PARALLEL):
+    cdef Py_ssize_t blk, i0, n_blocks = (n + BLOCK - 1) // BLOCK
+    if n_threads > 1 and n >= MIN_PARALLEL:
+        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
             i0 = blk * BLOCK
-            i1 = min(i0 + BLOCK, n)
-            for i in range(i0, i1):
-                g = grad[i]
-                if wd != 0:
-                    g = g + wd * p[i]
-                if use_momentum:
-                    if first_step:
-                        buf[i] = g
-                    else:
-                        buf[i] = mom * buf[i] + damp * g
-                    if nesterov:
-                        g = g + mom * buf[i]
-                    else:
-                        g = buf[i]
-                p[i] = p[i] - lr_ * g
+            sgd_span(p + i0, grad + i0, buf + i0, min(BLOCK, n - i0), lr_, mom, damp, wd,
+                     use_momentum, nesterov, first_step)
+    else:
+        sgd_span(p, grad, buf, n, lr_, mom, damp, wd, use_momentum, nesterov, first_step)
 
 
-def adam_step(floating[::1] p, const floating[::1] grad, floating[::1] m, floating[::1] v,
-              double lr, double beta1, double beta2, double eps, double weight_decay,
-              double bias_correction1, double bias_correction2, int n_threads):
-    """One Adam update of p (n,) in place; m, v (n,) are the moment estimates."""
-    cdef Py_ssize_t n = p.shape[0], n_blocks = (n + BLOCK - 1) // BLOCK, blk, i, i0, i1
+def sgd_step(p, grad, buf, double lr, double momentum, double dampening, double weight_decay,
+             bint nesterov, bint first_step, int n_threads):
+    """One SGD update of p in place; ``buf`` is the momentum buffer (unused without momentum).
+
+    p, grad, buf: C-contiguous arrays of one float dtype and size (checked in C).
+    """
+    cdef int typenum = float_type(p, "param")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>p)
+    cdef void* pp = data_of(p, typenum, n, True, "param")
+    cdef void* pg = data_of(grad, typenum, n, False, "grad")
+    cdef void* pb = data_of(buf, typenum, n, True, "momentum_buffer")
+    with nogil:
+        if typenum == cnp.NPY_FLOAT:
+            sgd_impl[float](<float*>pp, <float*>pg, <float*>pb, n, lr, momentum, dampening,
+                            weight_decay, nesterov, first_step, n_threads)
+        else:
+            sgd_impl[double](<double*>pp, <double*>pg, <double*>pb, n, lr, momentum, dampening,
+                             weight_decay, nesterov, first_step, n_threads)
+
+
+cdef void adam_span(floating* p, const floating* grad, floating* m, floating* v,
+                           Py_ssize_t n, floating b1, floating b2, floating one_b1,
+                           floating one_b2, floating eps, floating wd, floating step_size,
+                           floating inv_sqrt_bc2) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating g
+    for i in range(n):
+        g = grad[i]
+        if wd != 0:
+            g = g + wd * p[i]
+        m[i] = b1 * m[i] + one_b1 * g
+        v[i] = b2 * v[i] + one_b2 * g * g
+        p[i] = p[i] - step_size * m[i] / (sqrt_(v[i]) * inv_sqrt_bc2 + eps)
+
+
+cdef void adam_impl(floating* p, const floating* grad, floating* m, floating* v, Py_ssize_t n,
+                    double lr, double beta1, double beta2, double eps, double weight_decay,
+                    double bias_correction1, double bias_correction2,
+                    int n_threads) noexcept nogil:
     cdef floating b1 = <floating>beta1, b2 = <floating>beta2
     cdef floating one_b1 = <floating>(1 - beta1), one_b2 = <floating>(1 - beta2)
     cdef floating eps_ = <floating>eps, wd = <floating>weight_decay
     cdef floating step_size = <floating>(lr / bias_correction1)
     cdef floating inv_sqrt_bc2 = <floating>(1 / sqrt(bias_correction2))
-    cdef floating g
-    with nogil:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static",
-                          use_threads_if=n_threads > 1 and n >= MIN_PARALLEL):
+    cdef Py_ssize_t blk, i0, n_blocks = (n + BLOCK - 1) // BLOCK
+    if n_threads > 1 and n >= MIN_PARALLEL:
+        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
             i0 = blk * BLOCK
-            i1 = min(i0 + BLOCK, n)
-            for i in range(i0, i1):
-                g = grad[i]
-                if wd != 0:
-                    g = g + wd * p[i]
-                m[i] = b1 * m[i] + one_b1 * g
-                v[i] = b2 * v[i] + one_b2 * g * g
-                p[i] = p[i] - step_size * m[i] / (sqrt_(v[i]) * inv_sqrt_bc2 + eps_)
+            adam_span(p + i0, grad + i0, m + i0, v + i0, min(BLOCK, n - i0), b1, b2, one_b1,
+                      one_b2, eps_, wd, step_size, inv_sqrt_bc2)
+    else:
+        adam_span(p, grad, m, v, n, b1, b2, one_b1, one_b2, eps_, wd, step_size, inv_sqrt_bc2)
+
+
+def adam_step(p, grad, m, v, double lr, double beta1, double beta2, double eps,
+              double weight_decay, double bias_correction1, double bias_correction2,
+              int n_threads):
+    """One Adam update of p in place; m, v are the moment estimates.
+
+    p, grad, m, v: C-contiguous arrays of one float dtype and size (checked in C).
+    """
+    cdef int typenum = float_type(p, "param")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>p)
+    cdef void* pp = data_of(p, typenum, n, True, "param")
+    cdef void* pg = data_of(grad, typenum, n, False, "grad")
+    cdef void* pm = data_of(m, typenum, n, True, "exp_avg")
+    cdef void* pv = data_of(v, typenum, n, True, "exp_avg_sq")
+    with nogil:
+        if typenum == cnp.NPY_FLOAT:
+            adam_impl[float](<float*>pp, <float*>pg, <float*>pm, <float*>pv, n, lr, beta1,
+                             beta2, eps, weight_decay, bias_correction1, bias_correction2,
+                             n_threads)
+        else:
+            adam_impl[double](<double*>pp, <double*>pg, <double*>pm, <double*>pv, n, lr, beta1,
+                              beta2, eps, weight_decay, bias_correction1, bias_correction2,
+                              n_threads)

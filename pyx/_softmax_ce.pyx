@@ -25,25 +25,33 @@ from cython.parallel cimport prange
 from libc.math cimport log, INFINITY, NAN
 from libc.stdlib cimport malloc, free
 
+cimport numpy as cnp
+
+from _arrays cimport data_of, float_type
 from _numerics cimport exp_shift_sum, row_max, scale_span
 
 cdef Py_ssize_t MIN_PARALLEL = 16384   # elements below which one thread is faster
 cdef Py_ssize_t CHUNK = 32             # rows per deterministic partial loss sum
 
 
+cdef inline void softmax_row(const floating* z, floating* p, Py_ssize_t n) noexcept nogil:
+    """p[:n] = softmax(z[:n]); p may be z."""
+    cdef floating m = row_max(z, n)
+    scale_span(p, <floating>(1.0 / exp_shift_sum(z, m, p, n)), n)
+
+
 def softmax(const floating[:, ::1] z, floating[:, ::1] p, int n_threads):
     """p (N, C) = softmax(z (N, C)) along rows; ``p`` may be ``z``."""
     cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i
-    cdef floating m
-    cdef floating inv
     if n_classes == 0:
         return
     with nogil:
-        for i in prange(n, num_threads=n_threads, schedule="static",
-                        use_threads_if=n_threads > 1 and n * n_classes >= MIN_PARALLEL):
-            m = row_max(&z[i, 0], n_classes)
-            inv = <floating>(1.0 / exp_shift_sum(&z[i, 0], m, &p[i, 0], n_classes))
-            scale_span(&p[i, 0], inv, n_classes)
+        if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
+            for i in prange(n, num_threads=n_threads, schedule="static"):
+                softmax_row(&z[i, 0], &p[i, 0], n_classes)
+        else:
+            for i in range(n):
+                softmax_row(&z[i, 0], &p[i, 0], n_classes)
 
 
 cdef inline double index_row(const floating* z, Py_ssize_t t, floating* g, Py_ssize_t n_classes,
@@ -78,48 +86,93 @@ cdef inline double proba_row(const floating* z, const floating* t, floating* g,
     return t_sum * log(s) + tz
 
 
-def softmax_ce_index(const floating[:, ::1] z, const Py_ssize_t[::1] target,
-                     floating[:, ::1] dz, double scale, int n_threads):
-    """Summed loss and dz (N, C) for class-index targets (N,).
+cdef inline double index_chunk(const floating* z, const Py_ssize_t* target, floating* dz,
+                               Py_ssize_t n, Py_ssize_t n_classes, double scale, Py_ssize_t ch,
+                               Py_ssize_t* n_bad) noexcept nogil:
+    """Summed loss of the rows of chunk ``ch``; rows with a bad label are counted, skipped."""
+    cdef Py_ssize_t i, t, r1 = min(ch * CHUNK + CHUNK, n)
+    cdef double acc = 0
+    for i in range(ch * CHUNK, r1):
+        t = target[i]
+        if t < 0 or t >= n_classes:
+            n_bad[0] += 1
+            continue
+        acc = acc + index_row(z + i * n_classes, t, dz + i * n_classes, n_classes, scale)
+    return acc
+
+
+cdef double index_loss(const floating* z, const Py_ssize_t* target, floating* dz, Py_ssize_t n,
+                       Py_ssize_t n_classes, double scale, double* partial, Py_ssize_t* n_bad,
+                       int n_threads) noexcept nogil:
+    cdef Py_ssize_t ch, n_chunks = (n + CHUNK - 1) // CHUNK, bad = 0
+    cdef double total = 0
+    if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
+        for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            partial[ch] = index_chunk(z, target, dz, n, n_classes, scale, ch, &bad)
+    else:
+        for ch in range(n_chunks):
+            partial[ch] = index_chunk(z, target, dz, n, n_classes, scale, ch, &bad)
+    for ch in range(n_chunks):
+        total += partial[ch]
+    n_bad[0] = bad
+    return total
+
+
+def softmax_ce_index(z, target, dz, double scale, int n_threads):
+    """Summed loss and dz (N, C) for class-index targets (N,) of dtype intp.
 
     Returns (sum of row losses as float64, number of rows whose target was
     outside [0, C)); those rows are skipped and the caller must raise.
-    ``dz`` may be ``z``.
+    ``dz`` may be ``z``. The arrays are checked in C (dtype, C order, sizes).
     """
-    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i, t, ch, r0, r1
-    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK, n_bad = 0
-    cdef double acc, total = 0
-    cdef double* partial
+    cdef int typenum = float_type(z, "logits")
+    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
+        raise ValueError("logits must be 2-D")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
+    cdef Py_ssize_t n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
+    cdef void* pt = data_of(target, cnp.NPY_INTP, n, False, "target")
+    cdef void* pdz = data_of(dz, typenum, n * n_classes, True, "dlogits")
+    cdef Py_ssize_t n_bad = 0
+    cdef double total
+    cdef double stack_partial[64]
+    cdef double* partial = stack_partial
     if n == 0:
         return 0.0, 0
-    partial = <double*>malloc(n_chunks * sizeof(double))
-    if partial == NULL:
-        raise MemoryError()
+    if (n + CHUNK - 1) // CHUNK > 64:
+        partial = <double*>malloc(((n + CHUNK - 1) // CHUNK) * sizeof(double))
+        if partial == NULL:
+            raise MemoryError()
     with nogil:
-        for ch in prange(n_chunks, num_threads=n_threads, schedule="static",
-                         use_threads_if=n_threads > 1 and n * n_classes >= MIN_PARALLEL):
-            r0 = ch * CHUNK
-            r1 = min(r0 + CHUNK, n)
-            acc = 0
-            for i in range(r0, r1):
-                t = target[i]
-                if t < 0 or t >= n_classes:
-                    n_bad += 1
-                    continue
-                acc = acc + index_row(&z[i, 0], t, &dz[i, 0], n_classes, scale)
-            partial[ch] = acc
-        for ch in range(n_chunks):
-            total += partial[ch]
-    free(partial)
+        if typenum == cnp.NPY_FLOAT:
+            total = index_loss[float](<float*>pz, <Py_ssize_t*>pt, <float*>pdz, n, n_classes,
+                                      scale, partial, &n_bad, n_threads)
+        else:
+            total = index_loss[double](<double*>pz, <Py_ssize_t*>pt, <double*>pdz, n,
+                                       n_classes, scale, partial, &n_bad, n_threads)
+    if partial != stack_partial:
+        free(partial)
     return total, n_bad
+
+
+cdef inline double proba_chunk(const floating* z, const floating* target, floating* dz,
+                               Py_ssize_t n, Py_ssize_t n_classes, double scale,
+                               Py_ssize_t ch) noexcept nogil:
+    """Summed loss of the rows of chunk ``ch`` (probability targets)."""
+    cdef Py_ssize_t i, o
+    cdef double acc = 0
+    for i in range(ch * CHUNK, min(ch * CHUNK + CHUNK, n)):
+        o = i * n_classes
+        acc = acc + proba_row(z + o, target + o, dz + o, n_classes, scale)
+    return acc
 
 
 def softmax_ce_proba(const floating[:, ::1] z, const floating[:, ::1] target,
                      floating[:, ::1] dz, double scale, int n_threads):
     """Summed loss (float64) and dz (N, C) for probability targets (N, C); dz may be z."""
-    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i, ch, r0, r1
+    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], ch
     cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
-    cdef double acc, total = 0
+    cdef double total = 0
     cdef double* partial
     if n == 0 or n_classes == 0:
         return 0.0
@@ -127,14 +180,14 @@ def softmax_ce_proba(const floating[:, ::1] z, const floating[:, ::1] target,
     if partial == NULL:
         raise MemoryError()
     with nogil:
-        for ch in prange(n_chunks, num_threads=n_threads, schedule="static",
-                         use_threads_if=n_threads > 1 and n * n_classes >= MIN_PARALLEL):
-            r0 = ch * CHUNK
-            r1 = min(r0 + CHUNK, n)
-            acc = 0
-            for i in range(r0, r1):
-                acc = acc + proba_row(&z[i, 0], &target[i, 0], &dz[i, 0], n_classes, scale)
-            partial[ch] = acc
+        if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
+            for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+                partial[ch] = proba_chunk(&z[0, 0], &target[0, 0], &dz[0, 0], n, n_classes,
+                                          scale, ch)
+        else:
+            for ch in range(n_chunks):
+                partial[ch] = proba_chunk(&z[0, 0], &target[0, 0], &dz[0, 0], n, n_classes,
+                                          scale, ch)
         for ch in range(n_chunks):
             total += partial[ch]
     free(partial)

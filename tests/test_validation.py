@@ -284,3 +284,32 @@ def test_model_fast_path_declines_what_it_cannot_take(dtype):
         model.backward(dy.astype(other))
     with pytest.raises(ValueError, match="shape"):
         model.backward(np.ones((4, 2), dtype))
+
+
+def test_kernels_check_raw_arrays_themselves():
+    # the per-step kernels take ndarrays and read their data pointers; their
+    # own C checks must stop a wrong array even when functional is bypassed
+    from cyprop import _mse, _optim, _softmax_ce
+    p, g = np.zeros(8, f32), np.zeros(8, f32)
+    with pytest.raises(ValueError, match="grad"):
+        _optim.sgd_step(p, np.zeros(7, f32), p, 0.1, 0.0, 0.0, 0.0, False, True, 1)
+    with pytest.raises(ValueError, match="grad"):
+        _optim.sgd_step(p, np.zeros(8, f64), p, 0.1, 0.0, 0.0, 0.0, False, True, 1)
+    with pytest.raises(ValueError, match="param"):
+        ro = np.zeros(8, f32)
+        ro.flags.writeable = False
+        _optim.sgd_step(ro, g, ro, 0.1, 0.0, 0.0, 0.0, False, True, 1)
+    with pytest.raises(ValueError, match="exp_avg_sq"):
+        _optim.adam_step(p, g, g.copy(), np.zeros(16, f32)[::2], 0.1, 0.9, 0.99, 1e-8, 0.0,
+                         0.1, 0.01, 1)
+    with pytest.raises(TypeError, match="pred"):
+        _mse.mse(np.zeros(3, np.int64), g, g, True, 1.0, 1)
+    with pytest.raises(ValueError, match="grad"):
+        _mse.mse(g, g, np.zeros(9, f32), True, 1.0, 1)
+    z = np.zeros((4, 3), f32)
+    with pytest.raises(ValueError, match="target"):
+        _softmax_ce.softmax_ce_index(z, np.zeros(4, np.int32), z, 1.0, 1)
+    with pytest.raises(ValueError, match="dlogits"):
+        _softmax_ce.softmax_ce_index(z, np.zeros(4, np.intp), np.zeros((3, 4), f64), 1.0, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        _softmax_ce.softmax_ce_index(np.zeros(4, f32), np.zeros(4, np.intp), z, 1.0, 1)

@@ -446,8 +446,7 @@ def mse_loss(pred, target, *, reduction="mean", grad_out=None):
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
     g = _output("grad_out", grad_out, pred.shape, dtype, (("pred", pred), ("target", target)),
                 alias_ok=("pred", "target"))
-    total = _mse.mse(pred.reshape(-1), target.reshape(-1), g.reshape(-1), True, scale,
-                     _n_threads())
+    total = _mse.mse(pred, target, g, True, scale, _n_threads())
     return _reduce(total, n, reduction), g
 
 
@@ -501,8 +500,7 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
         _check_state("momentum_buffer", momentum_buffer, param)
     else:
         momentum_buffer = param  # unused by the kernel
-    _optim.sgd_step(param.reshape(-1), grad.reshape(-1), momentum_buffer.reshape(-1),
-                    float(lr), float(momentum), float(dampening), float(weight_decay),
+    _optim.sgd_step(param, grad, momentum_buffer, float(lr), float(momentum), float(dampening), float(weight_decay),
                     bool(nesterov), bool(first_step), _n_threads())
     return param
 
@@ -534,7 +532,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     beta1, beta2 = betas
-    _optim.adam_step(param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1),
-                     exp_avg_sq.reshape(-1), float(lr), float(beta1), float(beta2), float(eps),
-                     float(weight_decay), 1 - beta1 ** step, 1 - beta2 ** step, _n_threads())
+    _optim.adam_step(param, grad, exp_avg, exp_avg_sq, float(lr), float(beta1), float(beta2),
+                     float(eps), float(weight_decay), 1 - beta1 ** step, 1 - beta2 ** step, _n_threads())
     return param
