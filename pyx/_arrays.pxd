@@ -10,19 +10,24 @@
 cimport numpy as cnp  # Cython 3 calls numpy's import_array() on cimport
 
 
+cdef inline bint fits(object a, int typenum, Py_ssize_t size, bint writeable):
+    """Whether ``a`` is a C-contiguous ndarray of ``typenum`` with ``size`` elements."""
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_Check(a):
+        return False
+    arr = <cnp.ndarray>a
+    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and cnp.PyArray_SIZE(arr) == size
+            and (not writeable or cnp.PyArray_ISWRITEABLE(arr)))
+
+
 cdef inline void* data_of(object a, int typenum, Py_ssize_t size, bint writeable,
                           str name) except NULL:
     """Data pointer of ndarray ``a``, after checking dtype, order and size."""
-    cdef cnp.ndarray arr
-    if not cnp.PyArray_Check(a):
-        raise TypeError(f"{name} must be a numpy.ndarray")
-    arr = <cnp.ndarray>a
-    if (cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
-            or cnp.PyArray_SIZE(arr) != size
-            or (writeable and not cnp.PyArray_ISWRITEABLE(arr))):
+    if not fits(a, typenum, size, writeable):
         raise ValueError(f"{name}: expected a C-contiguous{' writeable' if writeable else ''} "
-                         f"array of {size} elements of type {typenum}")
-    return cnp.PyArray_DATA(arr)
+                         f"numpy.ndarray of {size} elements of type number {typenum}")
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef inline int float_type(object a, str name) except -1:

@@ -27,7 +27,7 @@ from libc.stdlib cimport malloc, free
 
 cimport numpy as cnp
 
-from _arrays cimport data_of, float_type
+from _arrays cimport data_of, fits, float_type
 from _numerics cimport exp_shift_sum, row_max, scale_span
 
 cdef Py_ssize_t MIN_PARALLEL = 16384   # elements below which one thread is faster
@@ -118,18 +118,33 @@ cdef double index_loss(const floating* z, const Py_ssize_t* target, floating* dz
     return total
 
 
-def softmax_ce_index(z, target, dz, double scale, int n_threads):
+def softmax_ce_index(z, target, dz, double scale, int n_threads, bint check=True):
     """Summed loss and dz (N, C) for class-index targets (N,) of dtype intp.
 
     Returns (sum of row losses as float64, number of rows whose target was
     outside [0, C)); those rows are skipped and the caller must raise.
-    ``dz`` may be ``z``. The arrays are checked in C (dtype, C order, sizes).
+    ``dz`` may be ``z`` (but must not otherwise overlap it). The arrays are
+    checked in C (dtype, C order, sizes); with ``check=False`` arrays that do
+    not fit return None instead of raising.
     """
-    cdef int typenum = float_type(z, "logits")
+    cdef int typenum
+    cdef Py_ssize_t n, n_classes
+    if not check:
+        if not cnp.PyArray_Check(z) or cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
+            return None
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray>z)
+        n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
+        n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+        if not ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
+                and fits(z, typenum, n * n_classes, False)
+                and fits(target, cnp.NPY_INTP, n, False)
+                and fits(dz, typenum, n * n_classes, True)):
+            return None
+    typenum = float_type(z, "logits")
     if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
         raise ValueError("logits must be 2-D")
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
-    cdef Py_ssize_t n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
+    n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
     cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
     cdef void* pt = data_of(target, cnp.NPY_INTP, n, False, "target")
     cdef void* pdz = data_of(dz, typenum, n * n_classes, True, "dlogits")

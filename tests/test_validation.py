@@ -313,3 +313,25 @@ def test_kernels_check_raw_arrays_themselves():
         _softmax_ce.softmax_ce_index(z, np.zeros(4, np.intp), np.zeros((3, 4), f64), 1.0, 1)
     with pytest.raises(ValueError, match="2-D"):
         _softmax_ce.softmax_ce_index(np.zeros(4, f32), np.zeros(4, np.intp), z, 1.0, 1)
+
+
+@pytest.mark.parametrize("dtype", [f32, f64])
+def test_loss_layer_fast_path_matches_and_declines(dtype):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((7, 5)).astype(dtype)
+    y = rng.integers(0, 5, 7)
+    loss_fn = nn.SoftmaxCrossEntropy()
+    for logits, target in [(z, y), (np.asfortranarray(z), y), (z, y.astype(np.int32)),
+                           (z, y.tolist()), (z.tolist(), y)]:
+        want_loss, want_g = F.softmax_cross_entropy(logits, target)  # lists: float64
+        assert loss_fn(logits, target) == want_loss
+        np.testing.assert_array_equal(loss_fn.backward(), want_g)
+    with pytest.raises(ValueError, match=r"outside \[0, 5\)"):
+        loss_fn(z, np.where(np.arange(7) == 3, 5, y))
+    with pytest.raises(ValueError, match=r"outside \[0, 5\)"):
+        loss_fn(z, np.where(np.arange(7) == 3, -1, y))
+    # the gradient workspace fed back as logits: computed in place, as the functional API does
+    g = loss_fn.backward()
+    want = F.softmax_cross_entropy(g.copy(), y)
+    assert loss_fn(g, y) == want[0]
+    np.testing.assert_array_equal(loss_fn.backward(), want[1])

@@ -389,6 +389,23 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
     return _reduce(total, n, reduction), dz
 
 
+def _softmax_ce_into(logits, target, dlogits, reduction):
+    """``softmax_cross_entropy`` for cyprop.nn's hot path, or None to take the full one.
+
+    For C-contiguous float ``logits`` (N, C), intp ``target`` (N,) and a
+    workspace ``dlogits`` of the logits' dtype and shape that is ``logits``
+    itself or shares no memory with it (the caller's guarantee). The kernel
+    checks the arrays in C and declines (None) anything else, and so does
+    this function for labels out of range: the full path then raises.
+    """
+    n = logits.shape[0] if type(logits) is np.ndarray else 0
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    result = _softmax_ce.softmax_ce_index(logits, target, dlogits, scale, _n_threads(), False)
+    if result is None or result[1] or not n:
+        return None
+    return _reduce(result[0], n, reduction), dlogits
+
+
 def _as_target(target, z, dtype):
     """Class indices as intp (N,), or probabilities (N, C) of ``dtype``."""
     n, n_classes = z.shape
@@ -471,6 +488,19 @@ def _param_and_grad(param, grad):
     return param, grad
 
 
+# For cyprop.optim, which validates its arrays once when it is built: the
+# kernels still check dtype, order, size and writeability in C.
+def _sgd_update(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
+                first_step):
+    _optim.sgd_step(param, grad, param if momentum_buffer is None else momentum_buffer, lr,
+                    momentum, dampening, weight_decay, nesterov, first_step, _n_threads())
+
+
+def _adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
+    _optim.adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+                     1 - beta1 ** step, 1 - beta2 ** step, _n_threads())
+
+
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
              weight_decay=0.0, nesterov=False, first_step=True):
     """One in-place SGD update with ``torch.optim.SGD`` semantics.
@@ -499,9 +529,9 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
             raise ValueError("momentum_buffer is required when momentum != 0")
         _check_state("momentum_buffer", momentum_buffer, param)
     else:
-        momentum_buffer = param  # unused by the kernel
-    _optim.sgd_step(param, grad, momentum_buffer, float(lr), float(momentum), float(dampening), float(weight_decay),
-                    bool(nesterov), bool(first_step), _n_threads())
+        momentum_buffer = None  # unused by the kernel
+    _sgd_update(param, grad, momentum_buffer, float(lr), float(momentum), float(dampening),
+                float(weight_decay), bool(nesterov), bool(first_step))
     return param
 
 
@@ -532,6 +562,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     beta1, beta2 = betas
-    _optim.adam_step(param, grad, exp_avg, exp_avg_sq, float(lr), float(beta1), float(beta2),
-                     float(eps), float(weight_decay), 1 - beta1 ** step, 1 - beta2 ** step, _n_threads())
+    _adam_update(param, grad, exp_avg, exp_avg_sq, step, float(lr), float(beta1), float(beta2),
+                 float(eps), float(weight_decay))
     return param

@@ -570,8 +570,11 @@ class SoftmaxCrossEntropy(_Loss):
     @_exclusive
     def forward(self, logits, target):
         _mark_forward(self)
-        loss, self._grad = F.softmax_cross_entropy(
-            logits, target, reduction=self.reduction, grad_out=self._grad_buffer(logits))
+        grad = self._grad_buffer(logits)
+        # the workspace is ours: it is the logits themselves or shares no memory with them
+        fast = None if grad is None else F._softmax_ce_into(logits, target, grad, self.reduction)
+        loss, self._grad = fast or F.softmax_cross_entropy(
+            logits, target, reduction=self.reduction, grad_out=grad)
         return loss
 
 

@@ -158,9 +158,9 @@ class SGD(Optimizer):
 
     def step(self):
         for (value, grad), buf in zip(self._groups, self._buffers):
-            F.sgd_step(value, grad, buf, lr=self.lr, momentum=self.momentum,
-                       dampening=self.dampening, weight_decay=self.weight_decay,
-                       nesterov=self.nesterov, first_step=self._first)
+            # arrays checked when the optimizer was built (and by the kernel, in C)
+            F._sgd_update(value, grad, buf, self.lr, self.momentum, self.dampening,
+                          self.weight_decay, self.nesterov, self._first)
         self._first = False
 
 
@@ -196,5 +196,5 @@ class Adam(Optimizer):
     def step(self):
         self.t += 1
         for (value, grad), m, v in zip(self._groups, self._m, self._v):
-            F.adam_step(value, grad, m, v, step=self.t, lr=self.lr, betas=self.betas,
-                        eps=self.eps, weight_decay=self.weight_decay)
+            F._adam_update(value, grad, m, v, self.t, self.lr, *self.betas, self.eps,
+                           self.weight_decay)
