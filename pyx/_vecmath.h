@@ -118,6 +118,31 @@ static inline double cp_tanh(double x)
 
 /* ------------------------------------------------------------ span loops */
 /* CP_SPANS(SUFFIX, ATTR) defines every loop with the given target attribute. */
+/* The largest non-NaN element of z[:n] (-inf if there is none), kept lane-wise
+   in a 32-byte GCC vector: "m = z > m ? z : m" as a compare and a bitwise
+   select, which vectorizes without -ffast-math (gcc will not turn a scalar
+   max reduction into one); max is exact, so the lane order cannot change the
+   result. A NaN in the row is not reported here: exp(NaN - m) is NaN, so it
+   reaches the row's sum, loss and gradient all the same. */
+typedef float cp_v8sf __attribute__((vector_size(32)));
+typedef int32_t cp_v8si __attribute__((vector_size(32)));
+typedef double cp_v4df __attribute__((vector_size(32)));
+typedef int64_t cp_v4di __attribute__((vector_size(32)));
+#define CP_ROW_MAX(T, NAME, VT, VI, L, SFX, ATTR)                                      \
+ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                          \
+{                                                                                      \
+    VT mx, v; VI sel; T m = -INFINITY; ptrdiff_t i; int k;                             \
+    for (k = 0; k < L; k++) mx[k] = -INFINITY;                                         \
+    for (i = 0; i + L <= n; i += L) {                                                  \
+        memcpy(&v, z + i, sizeof v);                                                   \
+        sel = v > mx;                        /* all ones where z > m; never for NaN */ \
+        mx = (VT)((sel & (VI)v) | (~sel & (VI)mx));                                    \
+    }                                                                                  \
+    for (k = 0; k < L; k++) m = mx[k] > m ? mx[k] : m;                                 \
+    for (; i < n; i++) m = z[i] > m ? z[i] : m;                                        \
+    return m;                                                                          \
+}
+
 #define CP_SPANS(SFX, ATTR)                                                            \
 ATTR static void cp_act_forward_f32##SFX(const float *x, float *y, ptrdiff_t n, int act) \
 {                                                                                      \
@@ -177,19 +202,8 @@ ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, p
     for (; i < n; i++) acc[0] += e[i];                                                 \
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
 }                                                                                      \
-/* max of z[:n]; NaN if any element is NaN (vectorized: a max pass and a NaN flag) */   \
-ATTR static float cp_row_max_f32##SFX(const float *z, ptrdiff_t n)                    \
-{                                                                                      \
-    float m = -INFINITY; int nan = 0; ptrdiff_t i;                                     \
-    for (i = 0; i < n; i++) { m = z[i] > m ? z[i] : m; nan |= z[i] != z[i]; }          \
-    return nan ? NAN : m;                                                              \
-}                                                                                      \
-ATTR static double cp_row_max_f64##SFX(const double *z, ptrdiff_t n)                  \
-{                                                                                      \
-    double m = -INFINITY; int nan = 0; ptrdiff_t i;                                    \
-    for (i = 0; i < n; i++) { m = z[i] > m ? z[i] : m; nan |= z[i] != z[i]; }          \
-    return nan ? NAN : m;                                                              \
-}                                                                                      \
+CP_ROW_MAX(float, f32, cp_v8sf, cp_v8si, 8, SFX, ATTR)                                 \
+CP_ROW_MAX(double, f64, cp_v4df, cp_v4di, 4, SFX, ATTR)                                \
 /* g[:n] *= a (in the data's dtype) */                                                 \
 ATTR static void cp_scale_f32##SFX(float *g, float a, ptrdiff_t n)                    \
 { ptrdiff_t i; for (i = 0; i < n; i++) g[i] *= a; }                                    \

@@ -128,3 +128,32 @@ def test_identical_across_thread_counts(kind, dtype):
             res.append(F.softmax_cross_entropy(z, t))
     assert res[0][0] == res[1][0]
     np.testing.assert_array_equal(res[0][1], res[1][1])
+
+
+@pytest.mark.parametrize("kind", ["index", "proba"])
+def test_nan_and_inf_anywhere_in_a_row(kind, dtype):
+    # the row maximum is taken over vector lanes and a scalar tail: a NaN in
+    # either part must still poison exactly its own row, and -inf logits
+    # must stay harmless wherever they sit
+    n_classes = 19  # two 8-lane blocks and a tail of 3
+    for pos in range(n_classes):
+        z = _logits((3, n_classes), dtype)
+        z[0, pos] = 1e4      # overflows exp() unless the maximum found is exactly this
+        z[1, pos] = np.nan
+        z[2, pos] = -np.inf
+        t = np.array([pos, (pos + 1) % n_classes, (pos + 1) % n_classes])
+        if kind == "proba":
+            t = np.eye(n_classes, dtype=dtype)[t]
+        _, g = F.softmax_cross_entropy(z, t, reduction="sum")
+        assert np.isnan(g[1]).all()
+        assert np.isfinite(g[[0, 2]]).all()
+        ok = np.array([True, False, True])
+        # (one-hot probabilities: the index reference; NumPy's proba reference
+        # gives 0 * -inf = NaN where cyprop skips zero target mass, by design)
+        labels = t[ok] if kind == "index" else t[ok].argmax(axis=1)
+        want_loss, want_g = R.softmax_cross_entropy(z[ok], labels, reduction="sum")
+        loss, g_ok = F.softmax_cross_entropy(z[ok], t[ok], reduction="sum")
+        assert_close(loss, want_loss, dtype)
+        assert_close(g_ok, want_g, dtype)
+        p = F.softmax(z)
+        assert np.isnan(p[1]).all() and np.isfinite(p[[0, 2]]).all() and p[2, pos] == 0
