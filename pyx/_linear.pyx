@@ -235,6 +235,66 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
 
 
 
+# dW = x^T @ delta sums over the batch. When neither dW dimension can be cut
+# into blocks (both below 2 * GEMM_MIN_BLOCK: narrow layers) but the batch is
+# long, the batch is cut instead: into a power of two of fixed chunks of at
+# least GEMM_K_CHUNK rows (from the shapes only), one product per chunk, added
+# in chunk order. The sum's rounding then depends on the shapes, never on the
+# thread count, and narrow layers' dW runs on all threads.
+cdef Py_ssize_t GEMM_K_CHUNK = 64
+cdef Py_ssize_t GEMM_MAX_K_CHUNKS = 8
+
+
+cdef inline Py_ssize_t dw_k_chunks(Py_ssize_t n_in, Py_ssize_t n_out,
+                                   Py_ssize_t n) noexcept nogil:
+    """How many batch chunks dW (n_in, n_out) = x^T @ delta (over n rows) is cut into."""
+    cdef bint by_rows
+    cdef Py_ssize_t block = gemm_plan(n_in, n_out, n, &by_rows)
+    cdef Py_ssize_t c = 1
+    if block < (n_in if by_rows else n_out) or n_in * n_out * n < GEMM_MIN_FLOPS:
+        return 1  # cut by rows or columns already, or too small to cut at all
+    while c * 2 * GEMM_K_CHUNK <= n and c * 2 <= GEMM_MAX_K_CHUNKS:
+        c *= 2
+    return c
+
+
+cdef inline Py_ssize_t backward_workspace_size(Py_ssize_t n, Py_ssize_t n_in,
+                                               Py_ssize_t n_out) noexcept nogil:
+    """Doubles of workspace linear_backward_impl needs: db partial sums, then dW chunks."""
+    return max(db_workspace_size(n, n_out), (dw_k_chunks(n_in, n_out, n) - 1) * n_in * n_out)
+
+
+cdef inline void dw_chunk(const floating* x, const floating* d, floating* dW, floating* ws,
+                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t chunk,
+                          Py_ssize_t k) noexcept nogil:
+    """Chunk k's x^T @ delta: into dW for k = 0, else into ws[k - 1]."""
+    cdef Py_ssize_t r0 = k * chunk, r1 = min(k * chunk + chunk, n)
+    cdef floating* out = dW if k == 0 else ws + (k - 1) * n_in * n_out
+    if r1 <= r0:
+        memset(out, 0, n_in * n_out * sizeof(floating))
+    else:
+        gemm_rowmajor(True, False, <int>n_in, <int>n_out, <int>(r1 - r0), 1, x + r0 * n_in,
+                      <int>n_in, d + r0 * n_out, <int>n_out, 0, out, <int>n_out)
+
+
+cdef void dw_k_split(const floating* x, const floating* d, floating* dW, floating* ws,
+                     Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t c,
+                     int n_threads) noexcept nogil:
+    """dW = x^T @ d as the sum, in chunk order, of c fixed batch chunks' products."""
+    cdef Py_ssize_t k, i, chunk = (n + c - 1) // c, size = n_in * n_out
+    cdef floating* part
+    if n_threads > 1:
+        for k in prange(c, num_threads=n_threads, schedule="static"):
+            dw_chunk(x, d, dW, ws, n, n_in, n_out, chunk, k)
+    else:
+        for k in range(c):
+            dw_chunk(x, d, dW, ws, n, n_in, n_out, chunk, k)
+    for k in range(1, c):
+        part = ws + (k - 1) * size
+        for i in range(size):
+            dW[i] = dW[i] + part[i]
+
+
 cdef inline void _sum_column(const double* partial, Py_ssize_t n_chunks, Py_ssize_t stride,
                              Py_ssize_t j, floating* out) noexcept nogil:
     cdef double acc = 0
@@ -345,8 +405,9 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
 
     dy, y, delta: (n, n_out); x, dx: (n, n_in); W, dW: (n_in, n_out); db: (n_out,).
     ``delta`` receives dy * act'(y) (unused when act is none; it may be dy);
-    ``partial`` is float64 workspace of db_workspace_size(n, n_out) (unused
-    when db is NULL). BLAS must already be single-threaded.
+    ``partial`` is workspace of backward_workspace_size(n, n_in, n_out)
+    doubles (for db's partial sums, then dW's batch chunks); it may be NULL
+    when that size is 0. BLAS must already be single-threaded.
     """
     cdef Py_ssize_t n_chunks = (n + DB_CHUNK - 1) // DB_CHUNK
     cdef Py_ssize_t c, j
@@ -376,9 +437,13 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
             _sum_column(partial, n_chunks, n_out, j, &db[j])
     d = delta if act != ACT_NONE else dy
     if n_in > 0:
-        # dW (in, out) = x^T (in, N) @ delta (N, out)
-        parallel_gemm(True, False, n_in, n_out, n, x, <int>n_in, d, <int>n_out,
-                      dW, <int>n_out, n_threads)
+        # dW (in, out) = x^T (in, N) @ delta (N, out); ``partial`` is free again
+        c = dw_k_chunks(n_in, n_out, n)
+        if c > 1:
+            dw_k_split(x, d, dW, <floating*>partial, n, n_in, n_out, c, n_threads)
+        else:
+            parallel_gemm(True, False, n_in, n_out, n, x, <int>n_in, d, <int>n_out,
+                          dW, <int>n_out, n_threads)
         if dx != NULL:
             # dx (N, in) = delta (N, out) @ W^T (out, in)
             parallel_gemm(False, True, n, n_in, n_out, d, <int>n_out, W, <int>n_out,
@@ -414,14 +479,15 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
     dy, y, delta: (N, out); x, dx: (N, in); W, dW: (in, out); db: (out,).
     ``delta`` is workspace for dy * act'(y) (unused when act is none; it may
     be dy itself); ``y`` is only read when act is not none. dx/db are skipped
-    when not needed. Returns 0, or -1 if the db workspace could not be
+    when not needed. Returns 0, or -1 if the workspace could not be
     allocated.
     """
     cdef Py_ssize_t n = dy.shape[0], n_out = dy.shape[1], n_in = x.shape[1]
     cdef double* partial = NULL
+    cdef Py_ssize_t size = backward_workspace_size(n, n_in, n_out)
     cdef int saved
-    if need_db and n * n_out > 0:
-        partial = <double*>malloc(db_workspace_size(n, n_out) * sizeof(double))
+    if size > 0 and n * n_out > 0:
+        partial = <double*>malloc(size * sizeof(double))
         if partial == NULL:
             return -1
     with nogil:
@@ -571,7 +637,7 @@ cdef class ChainPlan:
         if b is not None:
             op.b = <void*>self._address("b", b, (n_out,))
             op.db = <void*>self._address("db", db, (n_out,))
-            self.partial_size = max(self.partial_size, db_workspace_size(self.n, n_out))
+        self.partial_size = max(self.partial_size, backward_workspace_size(self.n, n_in, n_out))
         op.y = <void*>self._address("y", y, (self.n, n_out))
         op.dx = <void*>self._address("dx", dx, (self.n, n_in))
         if act != ACT_NONE:

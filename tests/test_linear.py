@@ -7,8 +7,10 @@ from cyprop import reference as R
 from conftest import assert_close, numerical_grad
 
 ACTS = [None, "relu", "sigmoid", "tanh"]
-# (N, in, out): single rows and columns, sizes that are not multiples of 8
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 17, 1), (33, 65, 10), (130, 31, 257)]
+# (N, in, out): single rows and columns, sizes that are not multiples of 8; the
+# last two have narrow dW computed in 4 and 8 fixed batch chunks (uneven at 257)
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 17, 1), (33, 65, 10), (130, 31, 257),
+          (257, 64, 40), (1000, 70, 90)]
 
 
 def _data(shape, dtype, seed=0):
