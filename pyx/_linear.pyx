@@ -19,7 +19,8 @@ own threading partitions by thread count and rounds differently), and only
 one thread pool ever runs: no BLAS pool nested in, or spinning beside, ours.
 ``db`` is reduced the same way: rows are cut into fixed chunks of
 ``DB_CHUNK`` rows, each chunk summed in float64 by one thread, and the chunk
-sums added serially in order.
+sums added serially in order. So is ``dW`` of a narrow layer, whose output is
+too small to cut: its batch is cut into fixed chunks (``dw_k_chunks``).
 
 Row-major GEMM through a column-major BLAS: a row-major (r, c) buffer is the
 column-major (c, r) transpose, so C = op(A) op(B) is computed as
