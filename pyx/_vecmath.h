@@ -13,7 +13,8 @@
  * the "magic number" rounding (x/ln2 + 1.5*2^p) whose low mantissa bits then
  * hold n, so no float->int conversion is needed. Results below ~3e-38 (float)
  * / ~2e-307 (double) are flushed to zero; overflow gives +inf; NaN propagates.
- * tanh(x) = x + x^3 P(x^2) (Cephes) for |x| < 0.625, else
+ * tanh(x): float, a rational function x P(x^2) / Q(x^2) fitted for cyprop;
+ * double, x + x^3 P(x^2) (Cephes) for |x| < 0.625, else
  * sign(x) (1 - 2 / (exp(2|x|) + 1)). sigmoid(x) = 1 / (1 + exp(-x)): where
  * exp(-x) overflows, its +inf gives exactly 0, so no case needs a branch.
  * Accuracy: a few ulp (see tests/test_activations.py).
@@ -63,15 +64,30 @@ static inline float cp_sigmoidf(float x)
     return 1.0f / (1.0f + cp_expf(-x));
 }
 
+/* tanh(x) = x P(x^2) / Q(x^2), a rational fit of degrees 13/6 to tanh on [0, 9]
+   made for cyprop (relative error 7e-9 in exact arithmetic; <= 6 ulp in
+   float32, checked over every float in [2^-12, 9]): about half the work of
+   1 - 2 / (exp(2|x|) + 1). P(0) = Q(0) = 1, so tiny x and -0 come back
+   exactly; the result is clamped to [-1, 1], and |x| >= 9 gives +-1 (float32
+   tanh rounds to 1 from 9.01); NaN propagates through every step. */
 static inline float cp_tanhf(float x)
 {
-    float ax = fabsf(x);
-    float z = x * x;
-    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
-                    + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-    float e = cp_expf(2.0f * ax);
-    float big = copysignf(1.0f - 2.0f / (e + 1.0f), x);
-    return ax < 0.625f ? small : big;
+    float xc = x > 9.0f ? 9.0f : (x < -9.0f ? -9.0f : x);
+    float z = xc * xc;
+    float p = -8.562134291e-14f;
+    p = p * z + 5.309486878e-11f;
+    p = p * z - 2.029718615e-08f;
+    p = p * z + 1.117350348e-05f;
+    p = p * z + 3.105886979e-03f;
+    p = p * z + 1.308577210e-01f;
+    p = p * z + 1.0f;
+    float q = 2.548897755e-04f;
+    q = q * z + 2.450296842e-02f;
+    q = q * z + 4.641910195e-01f;
+    q = q * z + 1.0f;
+    float r = xc * p / q;
+    r = r > 1.0f ? 1.0f : (r < -1.0f ? -1.0f : r);
+    return x >= 9.0f ? 1.0f : (x <= -9.0f ? -1.0f : r);
 }
 
 /* ----------------------------------------------------------------- double */
