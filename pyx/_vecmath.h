@@ -65,8 +65,10 @@ static inline float cp_sigmoidf(float x)
 }
 
 /* tanh(x) = x P(x^2) / Q(x^2), a rational fit of degrees 13/6 to tanh on [0, 9]
-   made for cyprop (relative error 7e-9 in exact arithmetic; <= 6 ulp in
-   float32, checked over every float in [2^-12, 9]): about half the work of
+   made for cyprop (linear least squares on x P - tanh(x) Q over 44000
+   points of (0, 9], reweighted 200 times towards the minimax relative error:
+   7e-9 in exact arithmetic; 5 ulp in float32 over every 4th float in
+   [2^-20, 20], where the float coefficients dominate): about half the work of
    1 - 2 / (exp(2|x|) + 1). P(0) = Q(0) = 1, so tiny x and -0 come back
    exactly; the result is clamped to [-1, 1], and |x| >= 9 gives +-1 (float32
    tanh rounds to 1 from 9.01); NaN propagates through every step. */
