@@ -138,11 +138,14 @@ def softmax_ce_index(z, target, dz, double scale, int n_threads, bint check=True
         if not ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
                 and fits(z, typenum, n * n_classes, False)
                 and fits(target, cnp.NPY_INTP, n, False)
+                and cnp.PyArray_NDIM(<cnp.ndarray>target) == 1
                 and fits(dz, typenum, n * n_classes, True)):
             return None
     typenum = float_type(z, "logits")
     if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
         raise ValueError("logits must be 2-D")
+    if not cnp.PyArray_Check(target) or cnp.PyArray_NDIM(<cnp.ndarray>target) != 1:
+        raise ValueError("target must be a 1-D array of class indices")
     n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
     n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
     cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import cyprop
 from cyprop import functional as F
+from cyprop import nn, optim
 from cyprop import reference as R
 
 FLOATS = [np.float32, np.float64]
@@ -30,10 +31,11 @@ TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-9}
 
 
 class Case:
-    def __init__(self, name, args, kwargs, arrays, check):
+    def __init__(self, name, args, kwargs, arrays, check, fn=None):
         self.name, self.args, self.kwargs = name, list(args), dict(kwargs)
         self.arrays = arrays  # names of mutable array slots: ("args", i) or ("kwargs", k)
         self.check = check
+        self.fn = fn if fn is not None else getattr(F, name)
 
 
 def _array(draw, shape, dtype, scale=3.0):
@@ -48,8 +50,10 @@ def _dims(draw, k, low=0):
 def build(draw):
     kind = draw(st.sampled_from(["linear_forward", "linear_backward", "act_forward",
                                  "act_backward", "softmax", "ce_index", "ce_proba", "mse",
-                                 "sgd", "adam"]))
+                                 "sgd", "adam", "model_step"]))
     dt = np.dtype(draw(st.sampled_from(FLOATS)))
+    if kind == "model_step":
+        return _model_step(draw, dt)
     if kind == "linear_forward":
         n, i, o = _dims(draw, 3)
         act = draw(st.sampled_from(ACTS))
@@ -114,6 +118,40 @@ def build(draw):
                     [("args", 0), ("args", 1), ("args", 2)], None)
     return Case("adam_step", (p, g, np.zeros(size, dt), np.zeros(size, dt)), {"step": 1},
                 [("args", 0), ("args", 1), ("args", 2), ("args", 3)], None)
+
+
+def _model_step(draw, dt):
+    """A training step through the layer API (its fast paths), after a warm-up
+    step on a valid batch of the same size, so that the plan and workspaces
+    the mutated call may reuse already exist."""
+    sizes = [draw(st.integers(1, 6)) for _ in range(draw(st.integers(2, 4)))]
+    acts = [draw(st.sampled_from(ACTS)) for _ in sizes[1:]]
+    model = nn.Sequential(*[nn.Linear(a, b, activation=act, dtype=dt, seed=i)
+                            for i, (a, b, act) in enumerate(zip(sizes, sizes[1:], acts))])
+    loss_fn = nn.SoftmaxCrossEntropy()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    n = draw(st.integers(0, 6))
+    x = _array(draw, (n, sizes[0]), dt)
+    t = np.random.default_rng(draw(st.integers(0, 99))).integers(0, sizes[-1], n)
+
+    def step(x, t):
+        out = model(x).copy()
+        loss = loss_fn(out, t)
+        model.backward(loss_fn.backward())
+        opt.step()
+        return out, loss
+
+    step(x, t)
+    params = [(layer.W.copy(), layer.b.copy(), act) for layer, act in zip(model.layers, acts)]
+
+    def check(result, args, kwargs):
+        h = _ref64([args[0]])[0]
+        for W, b, act in params:
+            h = R.linear_forward(h, W.astype(np.float64), b.astype(np.float64), activation=act)
+        want = (h, R.softmax_cross_entropy(h, np.asarray(args[1]))[0])
+        _close(result, want)
+
+    return Case("model_step", (x, t), {}, [("args", 0), ("args", 1)], check, fn=step)
 
 
 def _ref(arrays):
@@ -204,8 +242,8 @@ def mutate(draw, case):
         b.flags.writeable = False
         _set(case, slot, b)
         return "invalid"
-    elif kind == "label" and case.name == "softmax_cross_entropy" and slot == ("args", 1) \
-            and a.ndim == 1 and a.size:
+    elif kind == "label" and case.name in ("softmax_cross_entropy", "model_step") \
+            and slot == ("args", 1) and a.ndim == 1 and a.size:
         b = a.copy()
         b[draw(st.integers(0, a.size - 1))] = draw(st.sampled_from([-1, 10**6, -(2**62)]))
         _set(case, slot, b)
@@ -234,7 +272,7 @@ def _set(case, slot, value):
 
 
 def run(case, mutation):
-    fn = getattr(F, case.name)
+    fn = case.fn
     inplace = case.name in ("sgd_step", "adam_step")
     if inplace:
         ref_args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in case.args]

@@ -330,6 +330,10 @@ def test_loss_layer_fast_path_matches_and_declines(dtype):
         loss_fn(z, np.where(np.arange(7) == 3, 5, y))
     with pytest.raises(ValueError, match=r"outside \[0, 5\)"):
         loss_fn(z, np.where(np.arange(7) == 3, -1, y))
+    # (N, 1) and (1, N) labels hold N indices, but are not 1-D: the full path decides
+    for bad in (y[:, None], y[None, :]):
+        with pytest.raises(ValueError, match="target"):
+            loss_fn(z, bad)
     # the gradient workspace fed back as logits: computed in place, as the functional API does
     g = loss_fn.backward()
     want = F.softmax_cross_entropy(g.copy(), y)
