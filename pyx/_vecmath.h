@@ -135,13 +135,14 @@ static inline double cp_tanh(double x)
 }
 
 /* ------------------------------------------------------------ span loops */
-/* CP_SPANS(SUFFIX, ATTR) defines every loop with the given target attribute. */
-/* The largest non-NaN element of z[:n] (-inf if there is none), kept lane-wise
-   in a 32-byte GCC vector: "m = z > m ? z : m" as a compare and a bitwise
-   select, which vectorizes without -ffast-math (gcc will not turn a scalar
-   max reduction into one); max is exact, so the lane order cannot change the
-   result. A NaN in the row is not reported here: exp(NaN - m) is NaN, so it
-   reaches the row's sum, loss and gradient all the same. */
+/* The largest non-NaN element of z[:n] (-inf if there is none). With GCC or
+   clang it is kept lane-wise in a 32-byte vector: "m = z > m ? z : m" as a
+   compare and a bitwise select, which vectorizes without -ffast-math (gcc
+   will not turn a scalar max reduction into one); max is exact, so the lane
+   order cannot change the result. A NaN in the row is not reported here:
+   exp(NaN - m) is NaN, so it reaches the row's sum, loss and gradient all the
+   same. Other compilers get the same "z > m ? z : m" as a scalar loop. */
+#if defined(__GNUC__)
 typedef float cp_v8sf __attribute__((vector_size(32)));
 typedef int32_t cp_v8si __attribute__((vector_size(32)));
 typedef double cp_v4df __attribute__((vector_size(32)));
@@ -160,7 +161,17 @@ ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                   
     for (; i < n; i++) m = z[i] > m ? z[i] : m;                                        \
     return m;                                                                          \
 }
+#else
+#define CP_ROW_MAX(T, NAME, VT, VI, L, SFX, ATTR)                                      \
+ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                          \
+{                                                                                      \
+    T m = -INFINITY; ptrdiff_t i;                                                      \
+    for (i = 0; i < n; i++) m = z[i] > m ? z[i] : m;                                   \
+    return m;                                                                          \
+}
+#endif
 
+/* CP_SPANS(SUFFIX, ATTR) defines every loop with the given target attribute. */
 #define CP_SPANS(SFX, ATTR)                                                            \
 ATTR static void cp_act_forward_f32##SFX(const float *x, float *y, ptrdiff_t n, int act) \
 {                                                                                      \
