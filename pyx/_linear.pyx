@@ -235,7 +235,6 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
                        start, min(start + block, dim))
 
 
-
 # dW = x^T @ delta sums over the batch. When neither dW dimension can be cut
 # into blocks (both below 2 * GEMM_MIN_BLOCK: narrow layers) but the batch is
 # long, the batch is cut instead: into a power of two of fixed chunks of at
@@ -260,9 +259,10 @@ cdef inline Py_ssize_t dw_k_chunks(Py_ssize_t n_in, Py_ssize_t n_out,
 
 
 cdef inline Py_ssize_t backward_workspace_size(Py_ssize_t n, Py_ssize_t n_in,
-                                               Py_ssize_t n_out) noexcept nogil:
+                                               Py_ssize_t n_out, bint need_db) noexcept nogil:
     """Doubles of workspace linear_backward_impl needs: db partial sums, then dW chunks."""
-    return max(db_workspace_size(n, n_out), (dw_k_chunks(n_in, n_out, n) - 1) * n_in * n_out)
+    return max(db_workspace_size(n, n_out) if need_db else 0,
+               (dw_k_chunks(n_in, n_out, n) - 1) * n_in * n_out)
 
 
 cdef inline void dw_chunk(const floating* x, const floating* d, floating* dW, floating* ws,
@@ -406,9 +406,9 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
 
     dy, y, delta: (n, n_out); x, dx: (n, n_in); W, dW: (n_in, n_out); db: (n_out,).
     ``delta`` receives dy * act'(y) (unused when act is none; it may be dy);
-    ``partial`` is workspace of backward_workspace_size(n, n_in, n_out)
-    doubles (for db's partial sums, then dW's batch chunks); it may be NULL
-    when that size is 0. BLAS must already be single-threaded.
+    ``partial`` is workspace of backward_workspace_size(n, n_in, n_out,
+    db != NULL) doubles (for db's partial sums, then dW's batch chunks); it
+    may be NULL when that size is 0. BLAS must already be single-threaded.
     """
     cdef Py_ssize_t n_chunks = (n + DB_CHUNK - 1) // DB_CHUNK
     cdef Py_ssize_t c, j
@@ -485,7 +485,7 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
     """
     cdef Py_ssize_t n = dy.shape[0], n_out = dy.shape[1], n_in = x.shape[1]
     cdef double* partial = NULL
-    cdef Py_ssize_t size = backward_workspace_size(n, n_in, n_out)
+    cdef Py_ssize_t size = backward_workspace_size(n, n_in, n_out, need_db)
     cdef int saved
     if size > 0 and n * n_out > 0:
         partial = <double*>malloc(size * sizeof(double))
@@ -515,6 +515,8 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
 # or write outside them.
 import numpy as np
 cimport numpy as cnp
+
+from _arrays cimport fits
 
 cdef enum:
     OP_LINEAR = 0
@@ -638,7 +640,8 @@ cdef class ChainPlan:
         if b is not None:
             op.b = <void*>self._address("b", b, (n_out,))
             op.db = <void*>self._address("db", db, (n_out,))
-        self.partial_size = max(self.partial_size, backward_workspace_size(self.n, n_in, n_out))
+        self.partial_size = max(self.partial_size,
+                                backward_workspace_size(self.n, n_in, n_out, b is not None))
         op.y = <void*>self._address("y", y, (self.n, n_out))
         op.dx = <void*>self._address("dx", dx, (self.n, n_in))
         if act != ACT_NONE:
@@ -656,13 +659,11 @@ cdef class ChainPlan:
 
     cdef bint _fits(self, a, Py_ssize_t width):
         """Whether ``a`` is a C-contiguous (n, width) ndarray of the plan's dtype."""
-        cdef cnp.ndarray arr
-        if not cnp.PyArray_Check(a):
-            return False
-        arr = <cnp.ndarray>a
-        return (cnp.PyArray_TYPE(arr) == (cnp.NPY_FLOAT if self.is_float else cnp.NPY_DOUBLE)
-                and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_NDIM(arr) == 2
-                and cnp.PyArray_DIM(arr, 0) == self.n and cnp.PyArray_DIM(arr, 1) == width)
+        return (fits(a, cnp.NPY_FLOAT if self.is_float else cnp.NPY_DOUBLE, self.n * width,
+                     False)
+                and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
+                and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == self.n
+                and cnp.PyArray_DIM(<cnp.ndarray>a, 1) == width)
 
     cdef void _check_input(self, name, a, Py_ssize_t width) except *:
         if not self._fits(a, width):

@@ -103,10 +103,9 @@ def sgd_step(p, grad, buf, double lr, double momentum, double dampening, double 
                              weight_decay, nesterov, first_step, n_threads)
 
 
-cdef void adam_span(floating* p, const floating* grad, floating* m, floating* v,
-                           Py_ssize_t n, floating b1, floating b2, floating one_b1,
-                           floating one_b2, floating eps, floating wd, floating step_size,
-                           floating inv_sqrt_bc2) noexcept nogil:
+cdef void adam_span(floating* p, const floating* grad, floating* m, floating* v, Py_ssize_t n,
+                    floating b1, floating b2, floating one_b1, floating one_b2, floating eps,
+                    floating wd, floating step_size, floating inv_sqrt_bc2) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating g
     for i in range(n):

@@ -118,39 +118,46 @@ cdef double index_loss(const floating* z, const Py_ssize_t* target, floating* dz
     return total
 
 
+cdef int raise_index_args(z, target, dz) except -1:
+    """Raise the error that says which of softmax_ce_index's arrays does not fit."""
+    cdef int typenum = float_type(z, "logits")
+    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
+        raise ValueError("logits must be 2-D")
+    if not cnp.PyArray_Check(target) or cnp.PyArray_NDIM(<cnp.ndarray>target) != 1:
+        raise ValueError("target must be a 1-D array of class indices")
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>z)
+    data_of(z, typenum, size, False, "logits")
+    data_of(target, cnp.NPY_INTP, cnp.PyArray_DIM(<cnp.ndarray>z, 0), False, "target")
+    data_of(dz, typenum, size, True, "dlogits")
+    raise ValueError("logits, target and dlogits do not fit together")
+
+
 def softmax_ce_index(z, target, dz, double scale, int n_threads, bint check=True):
     """Summed loss and dz (N, C) for class-index targets (N,) of dtype intp.
 
     Returns (sum of row losses as float64, number of rows whose target was
     outside [0, C)); those rows are skipped and the caller must raise.
     ``dz`` may be ``z`` (but must not otherwise overlap it). The arrays are
-    checked in C (dtype, C order, sizes); with ``check=False`` arrays that do
-    not fit return None instead of raising.
+    checked in C (dtype, C order, sizes); arrays that do not fit raise, or
+    with ``check=False`` return None.
     """
-    cdef int typenum
-    cdef Py_ssize_t n, n_classes
-    if not check:
-        if not cnp.PyArray_Check(z) or cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
-            return None
+    cdef int typenum = -1
+    cdef Py_ssize_t n = 0, n_classes = 0
+    if cnp.PyArray_Check(z) and cnp.PyArray_NDIM(<cnp.ndarray>z) == 2:
         typenum = cnp.PyArray_TYPE(<cnp.ndarray>z)
         n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
         n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
-        if not ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
-                and fits(z, typenum, n * n_classes, False)
-                and fits(target, cnp.NPY_INTP, n, False)
-                and cnp.PyArray_NDIM(<cnp.ndarray>target) == 1
-                and fits(dz, typenum, n * n_classes, True)):
+    if not ((typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE)
+            and fits(z, typenum, n * n_classes, False)
+            and fits(target, cnp.NPY_INTP, n, False)
+            and cnp.PyArray_NDIM(<cnp.ndarray>target) == 1
+            and fits(dz, typenum, n * n_classes, True)):
+        if not check:
             return None
-    typenum = float_type(z, "logits")
-    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
-        raise ValueError("logits must be 2-D")
-    if not cnp.PyArray_Check(target) or cnp.PyArray_NDIM(<cnp.ndarray>target) != 1:
-        raise ValueError("target must be a 1-D array of class indices")
-    n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
-    n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
-    cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
-    cdef void* pt = data_of(target, cnp.NPY_INTP, n, False, "target")
-    cdef void* pdz = data_of(dz, typenum, n * n_classes, True, "dlogits")
+        raise_index_args(z, target, dz)
+    cdef void* pz = cnp.PyArray_DATA(<cnp.ndarray>z)
+    cdef void* pt = cnp.PyArray_DATA(<cnp.ndarray>target)
+    cdef void* pdz = cnp.PyArray_DATA(<cnp.ndarray>dz)
     cdef Py_ssize_t n_bad = 0
     cdef double total
     cdef double stack_partial[64]

@@ -523,8 +523,9 @@ class Sequential(Module):
         if self._last is None:
             raise ValueError("Sequential.backward() called before forward()")
         plan, y, first_dx = self._last
-        if not plan.backward(dy, bool(need_dx), get_num_threads(), False):
-            plan.backward(self._check_dy(dy, y.shape), bool(need_dx), get_num_threads())
+        n_threads = get_num_threads()
+        if not plan.backward(dy, bool(need_dx), n_threads, False):
+            plan.backward(self._check_dy(dy, y.shape), bool(need_dx), n_threads)
         return first_dx if need_dx else None
 
 
