@@ -39,46 +39,56 @@ cdef Py_ssize_t DB_CHUNK = 64          # rows per deterministic partial sum of d
 cdef Py_ssize_t MIN_PARALLEL = 32768   # elements below which one thread is faster
 
 
+# A product whose C has at most GEMV_MAX_SIDE rows or columns is run as one
+# ?gemv per row or column: OpenBLAS's ?gemm packs the whole of the other
+# operand for so thin a C and is 1.5-3x slower there (measured on 32..1024 x
+# 20..512 products, both dtypes; 9x at one row or column: batch-1 inference).
+cdef int GEMV_MAX_SIDE = 3
+
+
+cdef inline void gemv_rowmajor(bint trans, int rows, int cols, floating alpha,
+                               const floating* A, int lda, const floating* v, int inc_v,
+                               floating beta, floating* out, int inc_out) noexcept nogil:
+    """out (rows,) = alpha * op(A) @ v + beta * out, for A stored row-major.
+
+    op(A) is A (rows, cols) or, with ``trans``, A^T where A is stored
+    (cols, rows). A row-major A is the column-major transpose, so the BLAS
+    flag is the opposite one.
+    """
+    cdef char t = b'N' if trans else b'T'
+    cdef int m = rows if trans else cols
+    cdef int n = cols if trans else rows
+    if floating is float:
+        sgemv(&t, &m, &n, &alpha, <float*>A, &lda, <float*>v, &inc_v, &beta, out, &inc_out)
+    else:
+        dgemv(&t, &m, &n, &alpha, <double*>A, &lda, <double*>v, &inc_v, &beta, out, &inc_out)
+
+
 cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int M, int N, int K,
                                floating alpha, const floating* A, int lda,
                                const floating* B, int ldb, floating beta,
                                floating* C, int ldc) noexcept nogil:
     """C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major.
 
-    lda/ldb/ldc are the row lengths of the stored matrices. A product with a
-    single row or column of C goes to ?gemv: OpenBLAS's ?gemm is up to 9x
-    slower than ?gemv on such shapes (batch-1 inference).
+    lda/ldb/ldc are the row lengths of the stored matrices. A C of at most
+    GEMV_MAX_SIDE columns (rows) is one ?gemv per column (row).
     """
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    cdef char tv
-    cdef int m, n, inc_vec, inc_out, one = 1
-    cdef const floating* mat
-    cdef const floating* vec
-    cdef int ld_mat
-    if M == 1 or N == 1:
-        if M == 1:
-            # C^T (N,) = op(B)^T (N, K) @ op(A)[0, :] (K,); B seen column-major
-            mat, ld_mat, vec, inc_out = B, ldb, A, 1
-            inc_vec = lda if trans_a else 1
-            if trans_b:
-                tv, m, n = b'T', K, N
-            else:
-                tv, m, n = b'N', N, K
-        else:
-            # C[:, 0] (M,) = op(A) (M, K) @ op(B)[:, 0] (K,); A seen column-major
-            mat, ld_mat, vec, inc_out = A, lda, B, ldc
-            inc_vec = 1 if trans_b else ldb
-            if trans_a:
-                tv, m, n = b'N', M, K
-            else:
-                tv, m, n = b'T', K, M
-        if floating is float:
-            sgemv(&tv, &m, &n, &alpha, <float*>mat, &ld_mat, <float*>vec, &inc_vec,
-                  &beta, C, &inc_out)
-        else:
-            dgemv(&tv, &m, &n, &alpha, <double*>mat, &ld_mat, <double*>vec, &inc_vec,
-                  &beta, C, &inc_out)
+    cdef int i, j
+    if N <= GEMV_MAX_SIDE:
+        # C[:, j] (M,) = op(A) (M, K) @ op(B)[:, j] (K,)
+        for j in range(N):
+            gemv_rowmajor(trans_a, M, K, alpha, A, lda,
+                          B + j * ldb if trans_b else B + j, 1 if trans_b else ldb,
+                          beta, C + j, ldc)
+        return
+    if M <= GEMV_MAX_SIDE:
+        # C[i, :] (N,) = op(B)^T (N, K) @ op(A)[i, :] (K,)
+        for i in range(M):
+            gemv_rowmajor(not trans_b, N, K, alpha, B, ldb,
+                          A + i if trans_a else A + i * lda, lda if trans_a else 1,
+                          beta, C + i * ldc, 1)
         return
     if floating is float:
         sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda,

@@ -7,10 +7,12 @@ from cyprop import reference as R
 from conftest import assert_close, numerical_grad
 
 ACTS = [None, "relu", "sigmoid", "tanh"]
-# (N, in, out): single rows and columns, sizes that are not multiples of 8; the
-# last two have narrow dW computed in 4 and 8 fixed batch chunks (uneven at 257)
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 17, 1), (33, 65, 10), (130, 31, 257),
-          (257, 64, 40), (1000, 70, 90)]
+# (N, in, out): single rows and columns, sizes that are not multiples of 8;
+# products with <= 3 rows or columns (run as one ?gemv each: (3, 9, 50),
+# (300, 20, 2), (300, 3, 40)); the last two have narrow dW computed in 4 and 8
+# fixed batch chunks (uneven at 257)
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (13, 17, 1), (3, 9, 50), (300, 20, 2), (300, 3, 40),
+          (33, 65, 10), (130, 31, 257), (257, 64, 40), (1000, 70, 90)]
 
 
 def _data(shape, dtype, seed=0):
@@ -61,14 +63,20 @@ def test_no_bias_and_skipped_outputs(dtype):
     assert_close(dW, x.T @ dy, dtype)
 
 
-def test_out_arrays_are_written_in_place(dtype):
-    x, W, b, dy = _data((6, 5, 4), dtype)
-    out = np.full((6, 4), np.nan, dtype)
+@pytest.mark.parametrize("shape", [(6, 5, 4), (40, 7, 2), (2, 5, 9), (40, 3, 6)])
+def test_out_arrays_are_written_in_place(shape, dtype):
+    # NaN-filled outputs: BLAS is called with beta = 0, which must not read them
+    # (thin shapes take the ?gemv path)
+    n, n_in, n_out = shape
+    x, W, b, dy = _data(shape, dtype)
+    out = np.full((n, n_out), np.nan, dtype)
     assert F.linear_forward(x, W, b, activation="tanh", out=out) is out
-    dx, dW, db = np.empty((6, 5), dtype), np.empty((5, 4), dtype), np.empty(4, dtype)
+    assert_close(out, R.linear_forward(x, W, b, activation="tanh"), dtype)
+    dx, dW, db = (np.full(s, np.nan, dtype) for s in ((n, n_in), (n_in, n_out), (n_out,)))
     res = F.linear_backward(dy, x, W, y=out, activation="tanh", dx=dx, dW=dW, db=db)
     assert res[0] is dx and res[1] is dW and res[2] is db
-    assert_close(dW, R.linear_backward(dy, x, W, y=out, activation="tanh")[1], dtype)
+    for got, want in zip(res, R.linear_backward(dy, x, W, y=out, activation="tanh")):
+        assert_close(got, want, dtype)
 
 
 def test_overwrite_dy_gives_same_result(dtype):
