@@ -89,9 +89,11 @@ def test_overwrite_dy_gives_same_result(dtype):
         np.testing.assert_array_equal(g, w)
 
 
-def test_results_identical_across_thread_counts(dtype):
-    # large enough for the parallel row loops and several db chunks
-    x, W, b, dy = _data((1000, 70, 90), dtype, seed=3)
+@pytest.mark.parametrize("shape", [(1000, 70, 90), (160, 150, 140), (600, 20, 2)])
+def test_results_identical_across_thread_counts(shape, dtype):
+    # large enough for the parallel row loops, several db chunks and GEMMs cut
+    # into blocks (by rows; near-square float32 ones by columns; dW by batch)
+    x, W, b, dy = _data(shape, dtype, seed=3)
     results = []
     for n in (1, 2):
         with cyprop.threads(n):
