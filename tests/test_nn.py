@@ -1,3 +1,5 @@
+import copy
+import pickle
 import tracemalloc
 
 import numpy as np
@@ -227,3 +229,26 @@ def test_load_rejects_corrupt_and_foreign_files(tmp_path):
         cyprop.load(pickled)
     with pytest.raises(FileNotFoundError):
         cyprop.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("how", ["pickle0", "pickle1", "pickle5", "deepcopy"])
+def test_pickled_and_copied_models_train_like_the_original(how):
+    # the copies get fresh call locks and workspaces and train to the same values
+    x, y = _blobs(50)
+    model = nn.Sequential(nn.Linear(2, 8, activation="relu", seed=0), nn.Linear(8, 2, seed=1))
+    loss_fn = nn.SoftmaxCrossEntropy()
+    loss_fn(model(x), y)
+    if how == "deepcopy":
+        copies = copy.deepcopy((model, loss_fn))
+    else:
+        copies = pickle.loads(pickle.dumps((model, loss_fn), protocol=int(how[-1])))
+    results = []
+    for m, lf in ((model, loss_fn), copies):
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        for _ in range(3):
+            lf(m(x), y)
+            m.backward(lf.backward())
+            opt.step()
+        results.append([p.value.copy() for p in m.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

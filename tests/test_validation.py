@@ -339,3 +339,20 @@ def test_loss_layer_fast_path_matches_and_declines(dtype):
     want = F.softmax_cross_entropy(g.copy(), y)
     assert loss_fn(g, y) == want[0]
     np.testing.assert_array_equal(loss_fn.backward(), want[1])
+
+
+def test_loss_layer_reuses_its_workspace_only_when_it_fits():
+    # the last call's gradient workspace is tried first: a different shape of
+    # the same size, or another dtype, must not be written into it
+    rng = np.random.default_rng(1)
+    loss_fn = nn.SoftmaxCrossEntropy(reduction="sum")
+    cases = [((4, 6), f32), ((6, 4), f32), ((24, 1), f32), ((6, 4), f64), ((6, 4), f32),
+             ((4, 6), f32)]
+    for shape, dtype in cases:
+        z = rng.standard_normal(shape).astype(dtype)
+        y = rng.integers(0, shape[1], shape[0])
+        want_loss, want_g = F.softmax_cross_entropy(z, y, reduction="sum")
+        assert loss_fn(z, y) == want_loss
+        g = loss_fn.backward()
+        assert g.shape == shape and g.dtype == dtype
+        np.testing.assert_array_equal(g, want_g)

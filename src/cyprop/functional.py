@@ -40,8 +40,7 @@ _ChainPlan = _linear.ChainPlan
 _EMPTY = {np.dtype(np.float32): np.zeros(1, np.float32), np.dtype(np.float64): np.zeros(1, np.float64)}
 
 
-def _n_threads():
-    return _threads.get_num_threads()
+_n_threads = _threads.get_num_threads
 
 
 def _output(name, out, shape, dtype, inputs=(), alias_ok=()):
@@ -399,11 +398,12 @@ def _softmax_ce_into(logits, target, dlogits, reduction):
     this function for labels out of range: the full path then raises.
     """
     n = logits.shape[0] if type(logits) is np.ndarray else 0
-    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
-    result = _softmax_ce.softmax_ce_index(logits, target, dlogits, scale, _n_threads(), False)
+    mean = reduction == "mean"
+    result = _softmax_ce.softmax_ce_index(logits, target, dlogits, 1.0 / n if mean and n else 1.0,
+                                          _n_threads(), False)
     if result is None or result[1] or not n:
         return None
-    return _reduce(result[0], n, reduction), dlogits
+    return result[0] / n if mean else result[0], dlogits
 
 
 def _as_target(target, z, dtype):
