@@ -70,7 +70,7 @@ cdef inline void scale_span(floating* g, floating a, Py_ssize_t n) noexcept nogi
 
 cdef inline double exp_shift_sum(const floating* z, floating m, floating* e,
                                  Py_ssize_t n) noexcept nogil:
-    """e[:n] = exp(z - m); return their sum, accumulated in float64."""
+    """e[:n] = exp(z - m) for m = max(z) (z - m <= 0); return their sum, in float64."""
     if floating is float:
         return cp_exp_shift_f32(z, m, e, n)
     else:
