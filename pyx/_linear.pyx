@@ -4,8 +4,9 @@ Design
 ------
 Shapes (row-major): x (N, in), W (in, out), b (out,), y (N, out).
 
-Forward:  one GEMM (BLAS ``?gemm`` from ``scipy.linalg.cython_blas``) into y,
-          then one fused pass over y's rows adding b and applying act.
+Forward:  y starts as rows of b; one GEMM (BLAS ``?gemm`` from
+          ``scipy.linalg.cython_blas``) adds x @ W to it (beta = 1, so BLAS
+          does not zero y first), then one pass over y's rows applies act.
 Backward: delta = dy * act'(y) (act' written in the forward output y), fused
           with the bias gradient db = sum_rows(delta); then two GEMMs:
           dW = x^T @ delta and dx = delta @ W^T.
@@ -29,7 +30,7 @@ C^T = op(B)^T op(A)^T, i.e. gemm(tB, tA, N, M, K, B, A).
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span,
@@ -222,16 +223,16 @@ cdef inline Py_ssize_t gemm_plan(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, bint 
 
 cdef inline void gemm_block(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N,
                             Py_ssize_t K, const floating* A, int lda, const floating* B,
-                            int ldb, floating* C, int ldc, bint by_rows,
+                            int ldb, floating beta, floating* C, int ldc, bint by_rows,
                             Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """Rows (by_rows) or columns [start, stop) of C = op(A) @ op(B)."""
+    """Rows (by_rows) or columns [start, stop) of C = op(A) @ op(B) + beta * C."""
     if by_rows:
         gemm_rowmajor(trans_a, trans_b, <int>(stop - start), <int>N, <int>K, 1,
-                      A + (start if trans_a else start * lda), lda, B, ldb, 0,
+                      A + (start if trans_a else start * lda), lda, B, ldb, beta,
                       C + start * ldc, ldc)
     else:
         gemm_rowmajor(trans_a, trans_b, <int>M, <int>(stop - start), <int>K, 1,
-                      A, lda, B + (start * ldb if trans_b else start), ldb, 0,
+                      A, lda, B + (start * ldb if trans_b else start), ldb, beta,
                       C + start, ldc)
 
 
@@ -247,12 +248,12 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
     if n_threads > 1 and n_blocks > 1:
         for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
             start = blk * block
-            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, by_rows,
+            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, 0, C, ldc, by_rows,
                        start, min(start + block, dim))
     else:  # serially: no OpenMP region to enter (it costs ~0.3 us even for one thread)
         for blk in range(n_blocks):
             start = blk * block
-            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, by_rows,
+            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, 0, C, ldc, by_rows,
                        start, min(start + block, dim))
 
 
@@ -327,32 +328,35 @@ cdef inline void _sum_column(const double* partial, Py_ssize_t n_chunks, Py_ssiz
     out[0] = <floating>acc
 
 
-cdef inline void bias_activation(floating* y, Py_ssize_t ldy, const floating* b, int act,
-                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
-                                 Py_ssize_t c1) noexcept nogil:
-    """y[r0:r1, c0:c1] = act(y + b) in place (the GEMM epilogue); b may be NULL."""
-    cdef Py_ssize_t i, j
-    cdef floating* yrow
+cdef inline void fill_bias(floating* y, Py_ssize_t ldy, const floating* b, Py_ssize_t r0,
+                           Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """y[r0:r1, c0:c1] = b[c0:c1]: the GEMM then adds x @ W to it (beta = 1)."""
+    cdef Py_ssize_t i
     for i in range(r0, r1):
-        yrow = y + i * ldy
-        if b != NULL:
-            for j in range(c0, c1):
-                yrow[j] = yrow[j] + b[j]
-        activation_inplace(yrow + c0, c1 - c0, act)
+        memcpy(y + i * ldy + c0, b + c0, (c1 - c0) * sizeof(floating))
+
+
+cdef inline void activation_rows(floating* y, Py_ssize_t ldy, int act, Py_ssize_t r0,
+                                 Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """y[r0:r1, c0:c1] = act(y) in place (the GEMM epilogue)."""
+    cdef Py_ssize_t i
+    for i in range(r0, r1):
+        activation_inplace(y + i * ldy + c0, c1 - c0, act)
 
 
 cdef inline void forward_block(const floating* x, const floating* W, const floating* b,
                                floating* y, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
-                               int act, bint epilogue, bint by_rows, Py_ssize_t start,
+                               int act, bint by_rows, Py_ssize_t start,
                                Py_ssize_t stop) noexcept nogil:
-    """One GEMM block of the forward pass, then its bias and activation while in cache."""
-    gemm_block(False, False, n, n_out, n_in, x, <int>n_in, W, <int>n_out, y, <int>n_out,
-               by_rows, start, stop)
-    if epilogue:
-        if by_rows:
-            bias_activation(y, n_out, b, act, start, stop, 0, n_out)
-        else:
-            bias_activation(y, n_out, b, act, 0, n, start, stop)
+    """One GEMM block of the forward pass onto its bias, then its activation while in cache."""
+    cdef Py_ssize_t r0 = start if by_rows else 0, r1 = stop if by_rows else n
+    cdef Py_ssize_t c0 = 0 if by_rows else start, c1 = n_out if by_rows else stop
+    if b != NULL:
+        fill_bias(y, n_out, b, r0, r1, c0, c1)
+    gemm_block(False, False, n, n_out, n_in, x, <int>n_in, W, <int>n_out,
+               1 if b != NULL else 0, y, <int>n_out, by_rows, start, stop)
+    if act != ACT_NONE:
+        activation_rows(y, n_out, act, r0, r1, c0, c1)
 
 
 cdef void linear_forward_impl(const floating* x, const floating* W, const floating* b,
@@ -360,35 +364,39 @@ cdef void linear_forward_impl(const floating* x, const floating* W, const floati
                               int act, int n_threads) noexcept nogil:
     """y (n, n_out) = act(x (n, n_in) @ W (n_in, n_out) + b); b may be NULL.
 
-    BLAS must already be single-threaded (blas_single_thread_enter). Each GEMM
-    block gets its bias and activation while it is still in cache.
+    BLAS must already be single-threaded (blas_single_thread_enter). y starts
+    as the bias, rows of b, and the GEMM adds x @ W to it (beta = 1): no pass
+    of BLAS's own to zero y, none of ours to add b. Each GEMM block gets its
+    activation while it is still in cache.
     """
     cdef Py_ssize_t i, blk, block, dim, n_blocks
-    cdef bint by_rows, epilogue = b != NULL or act != ACT_NONE
+    cdef bint by_rows
     if n == 0 or n_out == 0:
         return
-    if n_in == 0:  # an empty sum: y = act(b)
-        memset(y, 0, n * n_out * sizeof(floating))
     block = gemm_plan(n, n_out, n_in, floating is float, &by_rows)
     dim = n if by_rows else n_out
     n_blocks = (dim + block - 1) // block
     if n_blocks == 1 or n_in == 0:
+        if b != NULL:
+            fill_bias(y, n_out, b, 0, n, 0, n_out)
+        elif n_in == 0:  # an empty sum
+            memset(y, 0, n * n_out * sizeof(floating))
         if n_in > 0:
             gemm_rowmajor(False, False, <int>n, <int>n_out, <int>n_in, 1, x, <int>n_in,
-                          W, <int>n_out, 0, y, <int>n_out)
-        if epilogue:
+                          W, <int>n_out, 1 if b != NULL else 0, y, <int>n_out)
+        if act != ACT_NONE:
             if n_threads > 1 and n * n_out >= MIN_PARALLEL:
                 for i in prange(n, num_threads=n_threads, schedule="static"):
-                    bias_activation(y, n_out, b, act, i, i + 1, 0, n_out)
+                    activation_rows(y, n_out, act, i, i + 1, 0, n_out)
             else:
-                bias_activation(y, n_out, b, act, 0, n, 0, n_out)
+                activation_rows(y, n_out, act, 0, n, 0, n_out)
     elif n_threads > 1:
         for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
-            forward_block(x, W, b, y, n, n_in, n_out, act, epilogue, by_rows, blk * block,
+            forward_block(x, W, b, y, n, n_in, n_out, act, by_rows, blk * block,
                           min(blk * block + block, dim))
     else:
         for blk in range(n_blocks):
-            forward_block(x, W, b, y, n, n_in, n_out, act, epilogue, by_rows, blk * block,
+            forward_block(x, W, b, y, n, n_in, n_out, act, by_rows, blk * block,
                           min(blk * block + block, dim))
 
 
