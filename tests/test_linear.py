@@ -121,3 +121,16 @@ def test_float32_bias_gradient_accumulates_in_float64():
     W = np.ones((1, 1), np.float32)
     _, _, db = F.linear_backward(dy, x, W)
     assert abs(float(db[0]) - n * 1.0001) / (n * 1.0001) < 1e-6
+
+
+@pytest.mark.parametrize("activation", ACTS)
+def test_zero_input_features_give_act_of_bias(activation, dtype):
+    # an empty sum: y = act(b), or act(0) without a bias; dW is (0, out)
+    x, W = np.zeros((5, 0), dtype), np.zeros((0, 3), dtype)
+    b = np.array([1.5, -2.0, 0.25], dtype)
+    for bias in (b, None):
+        out = np.full((5, 3), np.nan, dtype)
+        y = F.linear_forward(x, W, bias, activation=activation, out=out)
+        assert_close(y, R.linear_forward(x, W, bias, activation=activation), dtype)
+        dx, dW, db = F.linear_backward(np.ones((5, 3), dtype), x, W, y=y, activation=activation)
+        assert dx.shape == (5, 0) and dW.shape == (0, 3)
