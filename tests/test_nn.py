@@ -18,6 +18,16 @@ def _blobs(n=400, seed=0, dtype=np.float32):
     return x.astype(dtype), y
 
 
+def _train_sgd(model, loss_fn, x, y, steps, lr=0.1):
+    """``steps`` plain-API training steps with SGD; returns copies of the parameters."""
+    opt = optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+    return [p.value.copy() for p in model.parameters()]
+
+
 def test_mlp_learns(dtype, n_threads):
     x, y = _blobs(dtype=dtype)
     model = nn.Sequential(nn.Linear(2, 16, activation="relu", dtype=dtype, seed=0),
@@ -150,13 +160,7 @@ def test_thread_count_does_not_change_training(dtype):
         with cyprop.threads(n):
             model = nn.Sequential(nn.Linear(2, 64, activation="tanh", dtype=dtype, seed=0),
                                   nn.Linear(64, 2, dtype=dtype, seed=1))
-            loss_fn = nn.SoftmaxCrossEntropy()
-            opt = optim.SGD(model.parameters(), lr=0.1)
-            for _ in range(5):
-                loss_fn(model(x), y)
-                model.backward(loss_fn.backward())
-                opt.step()
-            results.append([p.value.copy() for p in model.parameters()])
+            results.append(_train_sgd(model, nn.SoftmaxCrossEntropy(), x, y, steps=5))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 
@@ -242,13 +246,6 @@ def test_pickled_and_copied_models_train_like_the_original(how):
         copies = copy.deepcopy((model, loss_fn))
     else:
         copies = pickle.loads(pickle.dumps((model, loss_fn), protocol=int(how[-1])))
-    results = []
-    for m, lf in ((model, loss_fn), copies):
-        opt = optim.SGD(m.parameters(), lr=0.1)
-        for _ in range(3):
-            lf(m(x), y)
-            m.backward(lf.backward())
-            opt.step()
-        results.append([p.value.copy() for p in m.parameters()])
+    results = [_train_sgd(m, lf, x, y, steps=3) for m, lf in ((model, loss_fn), copies)]
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
