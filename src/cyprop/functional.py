@@ -398,12 +398,11 @@ def _softmax_ce_into(logits, target, dlogits, reduction):
     this function for labels out of range: the full path then raises.
     """
     n = logits.shape[0] if type(logits) is np.ndarray else 0
-    mean = reduction == "mean"
-    result = _softmax_ce.softmax_ce_index(logits, target, dlogits, 1.0 / n if mean and n else 1.0,
-                                          _n_threads(), False)
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    result = _softmax_ce.softmax_ce_index(logits, target, dlogits, scale, _n_threads(), False)
     if result is None or result[1] or not n:
         return None
-    return result[0] / n if mean else result[0], dlogits
+    return _reduce(result[0], n, reduction), dlogits
 
 
 def _as_target(target, z, dtype):

@@ -588,6 +588,16 @@ class _Loss(_Guarded):
             self._call_lock.release()
 
     def _grad_buffer(self, pred):
+        """The gradient workspace for ``pred``: ours, so ``pred`` itself or disjoint from it.
+
+        The last call's gradient first (a training loop keeps one shape), else
+        one per (shape, dtype); None for what the functional layer must
+        convert or reject.
+        """
+        last = self._grad
+        if (last is not None and type(pred) is np.ndarray and pred.shape == last.shape
+                and pred.dtype == last.dtype):
+            return last
         if not isinstance(pred, np.ndarray) or pred.dtype not in FLOAT_DTYPES:
             return None  # let the functional layer convert or raise
         return _cached(self._workspaces, (pred.shape, pred.dtype),
@@ -606,16 +616,9 @@ class SoftmaxCrossEntropy(_Loss):
             raise _in_use(self)
         try:
             self._forward_thread = _get_ident()
-            # the gradient goes to a workspace of ours, which is the logits
-            # themselves or shares no memory with them: first the last call's
-            # (if it has the logits' shape; the kernel checks dtype and order)
-            grad, fast = self._grad, None
-            if grad is not None and type(logits) is np.ndarray and logits.shape == grad.shape:
-                fast = F._softmax_ce_into(logits, target, grad, self.reduction)
-            if fast is None:
-                grad = self._grad_buffer(logits)
-                if grad is not None:
-                    fast = F._softmax_ce_into(logits, target, grad, self.reduction)
+            grad = self._grad_buffer(logits)
+            fast = None if grad is None else F._softmax_ce_into(logits, target, grad,
+                                                               self.reduction)
             loss, self._grad = fast or F.softmax_cross_entropy(
                 logits, target, reduction=self.reduction, grad_out=grad)
             return loss
