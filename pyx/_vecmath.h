@@ -238,13 +238,13 @@ ATTR static void cp_act_backward_f64##SFX(const double *dy, const double *y, dou
     else if (act == CP_ACT_TANH)    { for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0 - y[i] * y[i]); } \
     else if (dx != dy)              { for (i = 0; i < n; i++) dx[i] = dy[i]; }                       \
 }                                                                                      \
-/* e[i] = exp(z[i] - m), m = max(z); returns sum_i e[i] accumulated in double (8 sums,   \
+/* e[i] = exp(z[i] - m), m = max(z); returns sum_i e[i] accumulated in double (8 sums, \
    added in a fixed order). */                                                         \
 ATTR static double cp_exp_shift_f32##SFX(const float *z, float m, float *e, ptrdiff_t n) \
 {                                                                                      \
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
     ptrdiff_t i, k;                                                                    \
-    for (i = 0; i < n; i++) e[i] = cp_expf_nonpos(z[i] - m);                                 \
+    for (i = 0; i < n; i++) e[i] = cp_expf_nonpos(z[i] - m);                           \
     for (i = 0; i + 8 <= n; i += 8)                                                    \
         for (k = 0; k < 8; k++) acc[k] += (double)e[i + k];                            \
     for (; i < n; i++) acc[0] += (double)e[i];                                         \
@@ -254,7 +254,7 @@ ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, p
 {                                                                                      \
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
     ptrdiff_t i, k;                                                                    \
-    for (i = 0; i < n; i++) e[i] = cp_exp_nonpos(z[i] - m);                                  \
+    for (i = 0; i < n; i++) e[i] = cp_exp_nonpos(z[i] - m);                            \
     for (i = 0; i + 8 <= n; i += 8)                                                    \
         for (k = 0; k < 8; k++) acc[k] += e[i + k];                                    \
     for (; i < n; i++) acc[0] += e[i];                                                 \
