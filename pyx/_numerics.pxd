@@ -26,6 +26,7 @@ cdef extern from "_vecmath.h" nogil:
     double cp_row_max_f64(const double* z, Py_ssize_t n)
     void cp_scale_f32(float* g, float a, Py_ssize_t n)
     void cp_scale_f64(double* g, double a, Py_ssize_t n)
+    void cp_prefetch(const void* p, Py_ssize_t nbytes)
 
 
 cdef inline void activation_forward_span(const floating* x, floating* y, Py_ssize_t n,
@@ -66,6 +67,11 @@ cdef inline void scale_span(floating* g, floating a, Py_ssize_t n) noexcept nogi
         cp_scale_f32(g, a, n)
     else:
         cp_scale_f64(g, a, n)
+
+
+cdef inline void prefetch_span(const floating* p, Py_ssize_t n) noexcept nogil:
+    """Hint that p[:n] will be read soon (no effect on any result)."""
+    cp_prefetch(p, n * sizeof(floating))
 
 
 cdef inline double exp_shift_sum(const floating* z, floating m, floating* e,

@@ -17,6 +17,8 @@ Rows go to threads with ``prange`` in fixed chunks of ``CHUNK`` rows; each
 chunk's losses are summed in float64 into ``partial[chunk]`` and the chunk
 sums added in order, so the loss does not depend on the thread count. Every value a row
 needs from z is read before its dz row is written, so dz may be z itself.
+Before a row starts, the next row's logits are prefetched (``prefetch_span``):
+the row's first pass, the maximum, is too fast to hide memory latency itself.
 Out-of-range class indices are never used to index: the row is skipped and
 counted, and the caller raises.
 """
@@ -28,7 +30,7 @@ from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
 from _arrays cimport data_of, fits, float_type
-from _numerics cimport exp_shift_sum, row_max, scale_span
+from _numerics cimport exp_shift_sum, prefetch_span, row_max, scale_span
 
 cdef Py_ssize_t MIN_PARALLEL = 16384   # elements below which one thread is faster
 cdef Py_ssize_t CHUNK = 32             # rows per deterministic partial loss sum
@@ -40,18 +42,26 @@ cdef inline void softmax_row(const floating* z, floating* p, Py_ssize_t n) noexc
     scale_span(p, <floating>(1.0 / exp_shift_sum(z, m, p, n)), n)
 
 
+cdef inline void softmax_row_at(const floating* z, floating* p, Py_ssize_t i, Py_ssize_t n,
+                                 Py_ssize_t n_classes) noexcept nogil:
+    """Row i of softmax(z (n, n_classes)) into p, fetching row i + 1 meanwhile."""
+    if i + 1 < n:
+        prefetch_span(z + (i + 1) * n_classes, n_classes)
+    softmax_row(z + i * n_classes, p + i * n_classes, n_classes)
+
+
 def softmax(const floating[:, ::1] z, floating[:, ::1] p, int n_threads):
     """p (N, C) = softmax(z (N, C)) along rows; ``p`` may be ``z``."""
     cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i
-    if n_classes == 0:
+    if n == 0 or n_classes == 0:
         return
     with nogil:
         if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
             for i in prange(n, num_threads=n_threads, schedule="static"):
-                softmax_row(&z[i, 0], &p[i, 0], n_classes)
+                softmax_row_at(&z[0, 0], &p[0, 0], i, n, n_classes)
         else:
             for i in range(n):
-                softmax_row(&z[i, 0], &p[i, 0], n_classes)
+                softmax_row_at(&z[0, 0], &p[0, 0], i, n, n_classes)
 
 
 cdef inline double index_row(const floating* z, Py_ssize_t t, floating* g, Py_ssize_t n_classes,
@@ -93,6 +103,8 @@ cdef inline double index_chunk(const floating* z, const Py_ssize_t* target, floa
     cdef Py_ssize_t i, t, r1 = min(ch * CHUNK + CHUNK, n)
     cdef double acc = 0
     for i in range(ch * CHUNK, r1):
+        if i + 1 < n:
+            prefetch_span(z + (i + 1) * n_classes, n_classes)
         t = target[i]
         if t < 0 or t >= n_classes:
             n_bad[0] += 1
@@ -188,6 +200,9 @@ cdef inline double proba_chunk(const floating* z, const floating* target, floati
     cdef double acc = 0
     for i in range(ch * CHUNK, min(ch * CHUNK + CHUNK, n)):
         o = i * n_classes
+        if i + 1 < n:
+            prefetch_span(z + o + n_classes, n_classes)
+            prefetch_span(target + o + n_classes, n_classes)
         acc = acc + proba_row(z + o, target + o, dz + o, n_classes, scale)
     return acc
 

@@ -163,30 +163,62 @@ static inline double cp_tanh(double x)
     return ax < 0.625 ? small : big;
 }
 
+/* Ask for p[0:bytes] (at most its first 16 KB) to be brought into the cache
+   ahead of use. The softmax kernels call it on the next row's logits before
+   they start on this row: a row is read first by a fast max pass, and that
+   pass waited on memory - the hardware prefetcher does not run ahead into the
+   next row while this one is computed in L1. In a C harness over (4096,
+   1000) float32 rows: 9% faster. (Prefetching the gradient row for writing
+   was slower.) */
+static inline void cp_prefetch(const void *p, ptrdiff_t bytes)
+{
+#if defined(__GNUC__)
+    const char *c = (const char *)p;
+    ptrdiff_t off;
+    if (bytes > 16384) bytes = 16384;
+    for (off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+#else
+    (void)p; (void)bytes;
+#endif
+}
+
 /* ------------------------------------------------------------ span loops */
 /* The largest non-NaN element of z[:n] (-inf if there is none). With GCC or
-   clang it is kept lane-wise in a 32-byte vector: "m = z > m ? z : m" as a
-   compare and a bitwise select, which vectorizes without -ffast-math (gcc
-   will not turn a scalar max reduction into one); max is exact, so the lane
-   order cannot change the result. A NaN in the row is not reported here:
-   exp(NaN - m) is NaN, so it reaches the row's sum, loss and gradient all the
-   same. Other compilers get the same "z > m ? z : m" as a scalar loop. */
+   clang it is kept lane-wise in four 32-byte vectors: "m = z > m ? z : m" as
+   a compare and a bitwise select, which vectorizes without -ffast-math (gcc
+   will not turn a scalar max reduction into one). Four accumulators, not
+   one, because each select waits for the previous one (3 dependent
+   instructions): one accumulator took 18% of a cache-resident softmax row
+   of 1000 floats, four take 7%. max is exact, so the lane order cannot change the
+   result. A NaN in the row is not reported here: exp(NaN - m) is NaN, so it
+   reaches the row's sum, loss and gradient all the same. Other compilers get
+   the same "z > m ? z : m" as a scalar loop. */
 #if defined(__GNUC__)
 typedef float cp_v8sf __attribute__((vector_size(32)));
 typedef int32_t cp_v8si __attribute__((vector_size(32)));
 typedef double cp_v4df __attribute__((vector_size(32)));
 typedef int64_t cp_v4di __attribute__((vector_size(32)));
+/* acc = v > acc ? v : acc, lane-wise (all ones where v > acc; never for NaN) */
+#define CP_VMAX(VT, VI, acc, v)                                                        \
+    do { VI sel_ = (v) > (acc); (acc) = (VT)((sel_ & (VI)(v)) | (~sel_ & (VI)(acc))); } while (0)
 #define CP_ROW_MAX(T, NAME, VT, VI, L, SFX, ATTR)                                      \
 ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                          \
 {                                                                                      \
-    VT mx, v; VI sel; T m = -INFINITY; ptrdiff_t i; int k;                             \
-    for (k = 0; k < L; k++) mx[k] = -INFINITY;                                         \
-    for (i = 0; i + L <= n; i += L) {                                                  \
-        memcpy(&v, z + i, sizeof v);                                                   \
-        sel = v > mx;                        /* all ones where z > m; never for NaN */ \
-        mx = (VT)((sel & (VI)v) | (~sel & (VI)mx));                                    \
+    VT m0, m1, m2, m3, v0, v1, v2, v3; T m = -INFINITY; ptrdiff_t i; int k;            \
+    for (k = 0; k < L; k++) m0[k] = -INFINITY;                                         \
+    m1 = m2 = m3 = m0;                                                                 \
+    for (i = 0; i + 4 * L <= n; i += 4 * L) {                                          \
+        memcpy(&v0, z + i, sizeof v0);         memcpy(&v1, z + i + L, sizeof v1);      \
+        memcpy(&v2, z + i + 2 * L, sizeof v2); memcpy(&v3, z + i + 3 * L, sizeof v3);  \
+        CP_VMAX(VT, VI, m0, v0); CP_VMAX(VT, VI, m1, v1);                              \
+        CP_VMAX(VT, VI, m2, v2); CP_VMAX(VT, VI, m3, v3);                              \
     }                                                                                  \
-    for (k = 0; k < L; k++) m = mx[k] > m ? mx[k] : m;                                 \
+    CP_VMAX(VT, VI, m0, m1); CP_VMAX(VT, VI, m2, m3); CP_VMAX(VT, VI, m0, m2);         \
+    for (; i + L <= n; i += L) {                                                       \
+        memcpy(&v0, z + i, sizeof v0);                                                 \
+        CP_VMAX(VT, VI, m0, v0);                                                       \
+    }                                                                                  \
+    for (k = 0; k < L; k++) m = m0[k] > m ? m0[k] : m;                                 \
     for (; i < n; i++) m = z[i] > m ? z[i] : m;                                        \
     return m;                                                                          \
 }

@@ -132,10 +132,11 @@ def test_identical_across_thread_counts(kind, dtype):
 
 @pytest.mark.parametrize("kind", ["index", "proba"])
 def test_nan_and_inf_anywhere_in_a_row(kind, dtype):
-    # the row maximum is taken over vector lanes and a scalar tail: a NaN in
-    # either part must still poison exactly its own row, and -inf logits
-    # must stay harmless wherever they sit
-    n_classes = 19  # two 8-lane blocks and a tail of 3
+    # the row maximum is taken over four vector accumulators, then single
+    # vectors, then a scalar tail: a NaN in any part must still poison exactly
+    # its own row, and -inf logits must stay harmless wherever they sit
+    n_classes = 43  # float32: one 32-float block, one 8-lane vector, a tail of 3
+    #                 float64: two 16-double blocks, two 4-lane vectors, a tail of 3
     for pos in range(n_classes):
         z = _logits((3, n_classes), dtype)
         z[0, pos] = 1e4      # overflows exp() unless the maximum found is exactly this
