@@ -55,22 +55,23 @@ static inline float cp_expf_core(float xc)
     return p * scale * 2.0f;
 }
 
+/* A NaN x needs no select of its own: it passes the clamps ("c > x ? c : x"
+   keeps x when the comparison is false), and NaN times any scale is NaN. */
 static inline float cp_expf(float x)
 {
-    float xc = x < -86.5f ? -86.5f : (x > 88.72f ? 88.72f : x);
+    float xc = -86.5f > x ? -86.5f : x;
+    xc = 88.72f < xc ? 88.72f : xc;
     float res = cp_expf_core(xc);
     res = x > 88.7228390520683f ? INFINITY : res;
-    res = x < -86.5f ? 0.0f : res;
-    return x != x ? x : res;
+    return x < -86.5f ? 0.0f : res;
 }
 
 /* cp_expf for x <= 0, -inf or NaN (softmax's z - max): the same values with
    no overflow to clamp or select, 15% faster in the softmax loop */
 static inline float cp_expf_nonpos(float x)
 {
-    float res = cp_expf_core(x < -86.5f ? -86.5f : x);
-    res = x < -86.5f ? 0.0f : res;
-    return x != x ? x : res;
+    float res = cp_expf_core(-86.5f > x ? -86.5f : x);
+    return x < -86.5f ? 0.0f : res;
 }
 
 static inline float cp_sigmoidf(float x)
@@ -85,11 +86,17 @@ static inline float cp_sigmoidf(float x)
    7e-9 in exact arithmetic; 5 ulp in float32 over every 4th float in
    [2^-20, 20], where the float coefficients dominate): about half the work of
    1 - 2 / (exp(2|x|) + 1). P(0) = Q(0) = 1, so tiny x and -0 come back
-   exactly; the result is clamped to [-1, 1], and |x| >= 9 gives +-1 (float32
-   tanh rounds to 1 from 9.01); NaN propagates through every step. */
+   exactly. tanh is odd and so is the fit (bit for bit: xP/Q only changes
+   sign with x), so it is evaluated at |x| and given x's sign back: one
+   clamp and one select per side instead of two, a third fewer instructions
+   in the vectorized loop, the same value for every float (checked over all
+   2^32). The result is clamped to 1, |x| >= 9 gives 1 (float32 tanh rounds
+   to 1 from 9.01); NaN propagates through every step. */
 static inline float cp_tanhf(float x)
 {
-    float xc = x > 9.0f ? 9.0f : (x < -9.0f ? -9.0f : x);
+    uint32_t sign = cp_bits_from_f32(x) & 0x80000000u;
+    float ax = cp_f32_from_bits(cp_bits_from_f32(x) & 0x7fffffffu);
+    float xc = 9.0f < ax ? 9.0f : ax;                    /* NaN stays NaN */
     float z = xc * xc;
     float p = -8.562134291e-14f;
     p = p * z + 5.309486878e-11f;
@@ -103,8 +110,9 @@ static inline float cp_tanhf(float x)
     q = q * z + 4.641910195e-01f;
     q = q * z + 1.0f;
     float r = xc * p / q;
-    r = r > 1.0f ? 1.0f : (r < -1.0f ? -1.0f : r);
-    return x >= 9.0f ? 1.0f : (x <= -9.0f ? -1.0f : r);
+    r = 1.0f < r ? 1.0f : r;
+    r = ax >= 9.0f ? 1.0f : r;
+    return cp_f32_from_bits(cp_bits_from_f32(r) | sign);
 }
 
 /* ----------------------------------------------------------------- double */
@@ -127,21 +135,21 @@ static inline double cp_exp_core(double xc)
     return p * scale * 2.0;
 }
 
+/* as cp_expf: a NaN x passes the clamps and the core as NaN */
 static inline double cp_exp(double x)
 {
-    double xc = x < -707.0 ? -707.0 : (x > 709.78 ? 709.78 : x);
+    double xc = -707.0 > x ? -707.0 : x;
+    xc = 709.78 < xc ? 709.78 : xc;
     double res = cp_exp_core(xc);
     res = x > 709.782712893384 ? INFINITY : res;
-    res = x < -707.0 ? 0.0 : res;
-    return x != x ? x : res;
+    return x < -707.0 ? 0.0 : res;
 }
 
 /* cp_exp for x <= 0, -inf or NaN (softmax's z - max): no overflow to handle */
 static inline double cp_exp_nonpos(double x)
 {
-    double res = cp_exp_core(x < -707.0 ? -707.0 : x);
-    res = x < -707.0 ? 0.0 : res;
-    return x != x ? x : res;
+    double res = cp_exp_core(-707.0 > x ? -707.0 : x);
+    return x < -707.0 ? 0.0 : res;
 }
 
 static inline double cp_sigmoid(double x)
