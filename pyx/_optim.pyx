@@ -4,7 +4,9 @@ Design
 ------
 Parameters, gradients and state arrive flattened (n,). Each element's update
 is independent, so ``prange`` over fixed blocks gives results identical for
-any thread count. Scalars (learning rate, bias corrections) are computed once
+any thread count. The loops over a block are C in ``_vecmath.h`` (an AVX2
+copy, without FMA so that its results are the baseline copy's bit for bit,
+is picked at run time). Scalars (learning rate, bias corrections) are computed once
 by the caller in float64 and cast to the parameter dtype here.
 
 SGD (torch.optim.SGD):
@@ -21,7 +23,7 @@ Adam (torch.optim.Adam, L2 weight decay):
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport sqrt
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
@@ -30,41 +32,28 @@ cdef Py_ssize_t BLOCK = 8192
 cdef Py_ssize_t MIN_PARALLEL = 65536
 
 
-cdef inline floating sqrt_(floating x) noexcept nogil:
+cdef extern from "_vecmath.h" nogil:
+    # the span loops, vectorized C with an AVX2 copy picked at run time
+    void cp_sgd_f32(float* p, const float* grad, float* buf, Py_ssize_t n, float lr, float mom,
+                    float damp, float wd, int use_momentum, int nesterov, int first_step)
+    void cp_sgd_f64(double* p, const double* grad, double* buf, Py_ssize_t n, double lr,
+                    double mom, double damp, double wd, int use_momentum, int nesterov,
+                    int first_step)
+    void cp_adam_f32(float* p, const float* grad, float* m, float* v, Py_ssize_t n, float b1,
+                     float b2, float one_b1, float one_b2, float eps, float wd, float step_size,
+                     float inv_sqrt_bc2)
+    void cp_adam_f64(double* p, const double* grad, double* m, double* v, Py_ssize_t n,
+                     double b1, double b2, double one_b1, double one_b2, double eps, double wd,
+                     double step_size, double inv_sqrt_bc2)
+
+
+cdef inline void sgd_span(floating* p, const floating* grad, floating* buf, Py_ssize_t n,
+                          floating lr, floating mom, floating damp, floating wd,
+                          bint use_momentum, bint nesterov, bint first_step) noexcept nogil:
     if floating is float:
-        return sqrtf(x)
+        cp_sgd_f32(p, grad, buf, n, lr, mom, damp, wd, use_momentum, nesterov, first_step)
     else:
-        return sqrt(x)
-
-
-cdef void sgd_span(floating* p, const floating* grad, floating* buf, Py_ssize_t n,
-                   floating lr, floating mom, floating damp, floating wd, bint use_momentum,
-                   bint nesterov, bint first_step) noexcept nogil:
-    # loop-invariant flags as selects, so that gcc vectorizes every variant
-    cdef Py_ssize_t i
-    cdef floating g, b
-    if not use_momentum:
-        for i in range(n):
-            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
-            p[i] = p[i] - lr * g
-        return
-    if first_step:  # buf = g
-        for i in range(n):
-            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
-            buf[i] = g
-            p[i] = p[i] - lr * (g + mom * g if nesterov else g)
-    elif nesterov:
-        for i in range(n):
-            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
-            b = mom * buf[i] + damp * g
-            buf[i] = b
-            p[i] = p[i] - lr * (g + mom * b)
-    else:
-        for i in range(n):
-            g = grad[i] + wd * p[i] if wd != 0 else grad[i]
-            b = mom * buf[i] + damp * g
-            buf[i] = b
-            p[i] = p[i] - lr * b
+        cp_sgd_f64(p, grad, buf, n, lr, mom, damp, wd, use_momentum, nesterov, first_step)
 
 
 cdef void sgd_impl(floating* p, const floating* grad, floating* buf, Py_ssize_t n, double lr,
@@ -103,18 +92,14 @@ def sgd_step(p, grad, buf, double lr, double momentum, double dampening, double 
                              weight_decay, nesterov, first_step, n_threads)
 
 
-cdef void adam_span(floating* p, const floating* grad, floating* m, floating* v, Py_ssize_t n,
-                    floating b1, floating b2, floating one_b1, floating one_b2, floating eps,
-                    floating wd, floating step_size, floating inv_sqrt_bc2) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating g
-    for i in range(n):
-        g = grad[i]
-        if wd != 0:
-            g = g + wd * p[i]
-        m[i] = b1 * m[i] + one_b1 * g
-        v[i] = b2 * v[i] + one_b2 * g * g
-        p[i] = p[i] - step_size * m[i] / (sqrt_(v[i]) * inv_sqrt_bc2 + eps)
+cdef inline void adam_span(floating* p, const floating* grad, floating* m, floating* v,
+                           Py_ssize_t n, floating b1, floating b2, floating one_b1,
+                           floating one_b2, floating eps, floating wd, floating step_size,
+                           floating inv_sqrt_bc2) noexcept nogil:
+    if floating is float:
+        cp_adam_f32(p, grad, m, v, n, b1, b2, one_b1, one_b2, eps, wd, step_size, inv_sqrt_bc2)
+    else:
+        cp_adam_f64(p, grad, m, v, n, b1, b2, one_b1, one_b2, eps, wd, step_size, inv_sqrt_bc2)
 
 
 cdef void adam_impl(floating* p, const floating* grad, floating* m, floating* v, Py_ssize_t n,

@@ -308,9 +308,65 @@ ATTR static void cp_scale_f32##SFX(float *g, float a, ptrdiff_t n)              
 ATTR static void cp_scale_f64##SFX(double *g, double a, ptrdiff_t n)                  \
 { ptrdiff_t i; for (i = 0; i < n; i++) g[i] *= a; }
 
+/* Optimizer updates over spans (see _optim.pyx for the formulas, PyTorch's).
+   Loop-invariant flags are selects, so gcc vectorizes every variant. The
+   AVX2 copy is built without FMA: no multiply-add is contracted, so every
+   update is bit-identical to the baseline copy's (sqrt and division are
+   correctly rounded in both), while Adam's sqrt and division run 4 (double)
+   or 8 (float) wide: 2.2x faster than SSE2 on 7.5k parameters. */
+#define CP_OPT_SPANS(T, NAME, SQRT, SFX, ATTR)                                         \
+ATTR static void cp_sgd_##NAME##SFX(T *p, const T *grad, T *buf, ptrdiff_t n, T lr,    \
+                                    T mom, T damp, T wd, int use_momentum,             \
+                                    int nesterov, int first_step)                      \
+{                                                                                      \
+    ptrdiff_t i; T g, b;                                                               \
+    if (!use_momentum) {                                                               \
+        for (i = 0; i < n; i++) {                                                      \
+            g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                               \
+            p[i] = p[i] - lr * g;                                                      \
+        }                                                                              \
+    } else if (first_step) {                     /* buf = g */                         \
+        for (i = 0; i < n; i++) {                                                      \
+            g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                               \
+            buf[i] = g;                                                                \
+            p[i] = p[i] - lr * (nesterov ? g + mom * g : g);                           \
+        }                                                                              \
+    } else if (nesterov) {                                                             \
+        for (i = 0; i < n; i++) {                                                      \
+            g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                               \
+            b = mom * buf[i] + damp * g;                                               \
+            buf[i] = b;                                                                \
+            p[i] = p[i] - lr * (g + mom * b);                                          \
+        }                                                                              \
+    } else {                                                                           \
+        for (i = 0; i < n; i++) {                                                      \
+            g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                               \
+            b = mom * buf[i] + damp * g;                                               \
+            buf[i] = b;                                                                \
+            p[i] = p[i] - lr * b;                                                      \
+        }                                                                              \
+    }                                                                                  \
+}                                                                                      \
+ATTR static void cp_adam_##NAME##SFX(T *p, const T *grad, T *m, T *v, ptrdiff_t n,     \
+                                     T b1, T b2, T one_b1, T one_b2, T eps, T wd,      \
+                                     T step_size, T inv_sqrt_bc2)                      \
+{                                                                                      \
+    ptrdiff_t i; T g;                                                                  \
+    for (i = 0; i < n; i++) {                                                          \
+        g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                                   \
+        m[i] = b1 * m[i] + one_b1 * g;                                                 \
+        v[i] = b2 * v[i] + one_b2 * g * g;                                             \
+        p[i] = p[i] - step_size * m[i] / (SQRT(v[i]) * inv_sqrt_bc2 + eps);            \
+    }                                                                                  \
+}
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CYPROP_NO_DISPATCH)
 CP_SPANS(_base, )
 CP_SPANS(_avx2, __attribute__((target("avx2,fma"))))
+CP_OPT_SPANS(float, f32, sqrtf, _base, )
+CP_OPT_SPANS(double, f64, sqrt, _base, )
+CP_OPT_SPANS(float, f32, sqrtf, _avx2, __attribute__((target("avx2"))))
+CP_OPT_SPANS(double, f64, sqrt, _avx2, __attribute__((target("avx2"))))
 
 static int cp_avx2_state = -1;   /* -1 unknown; a benign race: every writer writes the same */
 static inline int cp_use_avx2(void)
@@ -324,6 +380,8 @@ static inline int cp_use_avx2(void)
 #define CP_DISPATCH(name, args) (cp_use_avx2() ? name##_avx2 args : name##_base args)
 #else
 CP_SPANS(_base, )
+CP_OPT_SPANS(float, f32, sqrtf, _base, )
+CP_OPT_SPANS(double, f64, sqrt, _base, )
 #define CP_DISPATCH(name, args) (name##_base args)
 #endif
 
@@ -347,5 +405,22 @@ static inline void cp_scale_f32(float *g, float a, ptrdiff_t n)
 { CP_DISPATCH(cp_scale_f32, (g, a, n)); }
 static inline void cp_scale_f64(double *g, double a, ptrdiff_t n)
 { CP_DISPATCH(cp_scale_f64, (g, a, n)); }
+
+static inline void cp_sgd_f32(float *p, const float *grad, float *buf, ptrdiff_t n, float lr,
+                              float mom, float damp, float wd, int use_momentum, int nesterov,
+                              int first_step)
+{ CP_DISPATCH(cp_sgd_f32, (p, grad, buf, n, lr, mom, damp, wd, use_momentum, nesterov, first_step)); }
+static inline void cp_sgd_f64(double *p, const double *grad, double *buf, ptrdiff_t n, double lr,
+                              double mom, double damp, double wd, int use_momentum, int nesterov,
+                              int first_step)
+{ CP_DISPATCH(cp_sgd_f64, (p, grad, buf, n, lr, mom, damp, wd, use_momentum, nesterov, first_step)); }
+static inline void cp_adam_f32(float *p, const float *grad, float *m, float *v, ptrdiff_t n,
+                               float b1, float b2, float one_b1, float one_b2, float eps,
+                               float wd, float step_size, float inv_sqrt_bc2)
+{ CP_DISPATCH(cp_adam_f32, (p, grad, m, v, n, b1, b2, one_b1, one_b2, eps, wd, step_size, inv_sqrt_bc2)); }
+static inline void cp_adam_f64(double *p, const double *grad, double *m, double *v, ptrdiff_t n,
+                               double b1, double b2, double one_b1, double one_b2, double eps,
+                               double wd, double step_size, double inv_sqrt_bc2)
+{ CP_DISPATCH(cp_adam_f64, (p, grad, m, v, n, b1, b2, one_b1, one_b2, eps, wd, step_size, inv_sqrt_bc2)); }
 
 #endif /* CYPROP_VECMATH_H */
