@@ -12,6 +12,14 @@ from cython cimport floating
 
 from _numerics cimport parallel_activation_forward, parallel_activation_backward
 
+cdef extern from "_vecmath.h" nogil:
+    const char* cp_vector_isa()
+
+
+def vector_isa():
+    """The copy of the vectorized loops this process runs: 'avx2' (AVX2 + FMA) or 'baseline'."""
+    return cp_vector_isa().decode("ascii")
+
 
 def activation_forward(const floating[::1] x, floating[::1] y, int act, int n_threads):
     """y = act(x) for 1-D spans (n,); ``y`` may be ``x``."""

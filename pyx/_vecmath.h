@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { CP_ACT_NONE = 0, CP_ACT_RELU = 1, CP_ACT_SIGMOID = 2, CP_ACT_TANH = 3 };
@@ -368,17 +369,25 @@ CP_OPT_SPANS(double, f64, sqrt, _base, )
 CP_OPT_SPANS(float, f32, sqrtf, _avx2, __attribute__((target("avx2"))))
 CP_OPT_SPANS(double, f64, sqrt, _avx2, __attribute__((target("avx2"))))
 
+/* The AVX2 copies run where the CPU has AVX2 and FMA, unless the environment
+   variable CYPROP_NO_AVX2 is set (to anything but "" or "0") when a module
+   first dispatches: then the baseline copies run, which is how the test
+   suite covers them on an AVX2 machine. */
 static int cp_avx2_state = -1;   /* -1 unknown; a benign race: every writer writes the same */
 static inline int cp_use_avx2(void)
 {
     if (cp_avx2_state < 0) {
+        const char *off = getenv("CYPROP_NO_AVX2");
         __builtin_cpu_init();
-        cp_avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        cp_avx2_state = !(off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+                        && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
     return cp_avx2_state;
 }
 #define CP_DISPATCH(name, args) (cp_use_avx2() ? name##_avx2 args : name##_base args)
+static inline const char *cp_vector_isa(void) { return cp_use_avx2() ? "avx2" : "baseline"; }
 #else
+static inline const char *cp_vector_isa(void) { return "baseline"; }
 CP_SPANS(_base, )
 CP_OPT_SPANS(float, f32, sqrtf, _base, )
 CP_OPT_SPANS(double, f64, sqrt, _base, )
