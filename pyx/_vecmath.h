@@ -75,10 +75,17 @@ static inline float cp_expf_nonpos(float x)
     return x < -86.5f ? 0.0f : res;
 }
 
+/* 1 / (1 + exp(-x)). exp(-x) overflows to +inf for x < -88.7, giving exactly
+   0: no NaN, no branch. cp_expf's flush to 0 below -86.5 is left out: the
+   clamped exp(-86.5) = 2.6e-38 gives 1 / (1 + 2.6e-38) = 1 all the same. */
 static inline float cp_sigmoidf(float x)
 {
-    /* exp(-x) overflows to +inf for x < -88.7, giving exactly 0: no NaN, no branch */
-    return 1.0f / (1.0f + cp_expf(-x));
+    float y = -x;
+    float yc = -86.5f > y ? -86.5f : y;
+    yc = 88.72f < yc ? 88.72f : yc;
+    float e = cp_expf_core(yc);
+    e = y > 88.7228390520683f ? INFINITY : e;
+    return 1.0f / (1.0f + e);
 }
 
 /* tanh(x) = x P(x^2) / Q(x^2), a rational fit of degrees 13/6 to tanh on [0, 9]
@@ -164,8 +171,9 @@ static inline double cp_exp_nonpos(double x)
    = h / (h + scale (q + p)), h = (q - p) / 2 - one division, not two (21%
    faster; 2.48 ulp at most against 2.45 for 1 / (1 + exp(-x)) over 2e7
    points). Halving keeps h + scale (q + p) finite up to exp(-x) = 1.8e308.
-   exp(-x) clamped as in cp_exp: where it would overflow the result is 0,
-   where it would flush to 0 the result is 1; NaN passes through. */
+   exp(-x) clamped as in cp_exp: where it would overflow the result is 0;
+   where it would flush to 0 the clamped value, 2^-1020, gives exactly 1
+   anyway; NaN passes through. */
 static inline double cp_sigmoid(double x)
 {
     double y = -x, px, qx, scale;
@@ -174,8 +182,7 @@ static inline double cp_sigmoid(double x)
     cp_exp_pade(yc, &px, &qx, &scale);
     double h = 0.5 * (qx - px);
     double res = h / (h + (qx + px) * scale);
-    res = y > 709.782712893384 ? 0.0 : res;
-    return y < -707.0 ? 1.0 : res;
+    return y > 709.782712893384 ? 0.0 : res;
 }
 
 static inline double cp_tanh(double x)
