@@ -356,3 +356,21 @@ def test_loss_layer_reuses_its_workspace_only_when_it_fits():
         g = loss_fn.backward()
         assert g.shape == shape and g.dtype == dtype
         np.testing.assert_array_equal(g, want_g)
+
+
+def test_non_native_byte_order_is_rejected():
+    # '>f8' is float64 with the other byte order: not a dtype the kernels read
+    other = np.dtype(np.float64).newbyteorder()
+    with pytest.raises(TypeError, match="must be a float32 or float64 array"):
+        F.relu_forward(np.zeros((2, 2), other))
+    with pytest.raises(TypeError, match="must be a float32 or float64 array"):
+        F.linear_forward(np.zeros((2, 2)), np.zeros((2, 2), other))
+
+
+@pytest.mark.parametrize("dims, name", [((2**31, 1, 1), "N"), ((1, 2**31, 1), "in_features"),
+                                        ((1, 1, 2**31), "out_features")])
+def test_gemm_dimensions_beyond_int32_are_named(dims, name):
+    from cyprop._validation import check_blas_dims
+    check_blas_dims(2**31 - 1, 2**31 - 1, 2**31 - 1)
+    with pytest.raises(ValueError, match=f"{name}={2**31} exceeds the BLAS limit"):
+        check_blas_dims(*dims)

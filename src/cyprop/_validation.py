@@ -19,6 +19,8 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_SET = frozenset(FLOAT_DTYPES)   # native float32/float64 (a dtype hashes as it compares)
+_ARRAY_TYPES = (np.ndarray, np.generic)
 ACTIVATIONS = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 REDUCTIONS = ("mean", "sum")
 _BLAS_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
@@ -43,24 +45,29 @@ def call_dtype(*named):
     """The dtype shared by the ndarray arguments among ``(name, value)`` pairs.
 
     Raises TypeError for a non-float ndarray or for mixed float dtypes; returns
-    float64 when none of the values is an ndarray.
+    float64 when none of the values is an ndarray. (Called on every functional
+    call: the common case, ndarrays of one native float dtype, compares dtype
+    objects by identity and looks them up in a set.)
     """
     dtype = first = None
     for name, a in named:
-        if isinstance(a, (np.ndarray, np.generic)):
-            dt = a.dtype
-            if dt not in FLOAT_DTYPES:
-                raise TypeError(
-                    f"{name} must be a float32 or float64 array, got dtype {dt}"
-                    + ("" if dt.kind not in "biu" else f" (use {name}.astype(np.float32))")
-                )
-            if dtype is None:
-                dtype, first = dt, name
-            elif dt != dtype:
-                raise TypeError(
-                    f"{name} has dtype {dt} but {first} has dtype {dtype}; "
-                    "cyprop does not mix dtypes, convert one with .astype()"
-                )
+        if a is None or not isinstance(a, _ARRAY_TYPES):
+            continue
+        dt = a.dtype
+        if dt is dtype:
+            continue
+        if dt not in _FLOAT_SET and dt not in FLOAT_DTYPES:
+            raise TypeError(
+                f"{name} must be a float32 or float64 array, got dtype {dt}"
+                + ("" if dt.kind not in "biu" else f" (use {name}.astype(np.float32))")
+            )
+        if dtype is None:
+            dtype, first = dt, name
+        elif dt != dtype:
+            raise TypeError(
+                f"{name} has dtype {dt} but {first} has dtype {dtype}; "
+                "cyprop does not mix dtypes, convert one with .astype()"
+            )
     return dtype if dtype is not None else FLOAT_DTYPES[1]
 
 
@@ -70,9 +77,11 @@ def as_float_array(name, a, dtype, ndim=None):
     ``call_dtype`` must have accepted ``a`` already when it is an ndarray.
     ``ndim`` may be an int or a tuple of accepted ints.
     """
-    if isinstance(a, np.generic):
+    if type(a) is np.ndarray:  # the common case first
+        pass
+    elif isinstance(a, np.generic):
         a = np.asarray(a)
-    if not isinstance(a, np.ndarray):
+    elif not isinstance(a, np.ndarray):
         try:
             arr = np.asarray(a)
         except Exception as exc:  # ragged lists and other non-arrays
@@ -124,10 +133,12 @@ def check_no_overlap(out_name, out, inputs, alias_ok=()):
             )
 
 
-def check_blas_dims(**dims):
-    for name, v in dims.items():
-        if v > _BLAS_MAX:
-            raise ValueError(f"{name}={v} exceeds the BLAS limit of {_BLAS_MAX}")
+def check_blas_dims(n, n_in, n_out):
+    """Raise ValueError if a GEMM dimension (N, in_features, out_features) exceeds int32."""
+    if n > _BLAS_MAX or n_in > _BLAS_MAX or n_out > _BLAS_MAX:
+        for name, v in (("N", n), ("in_features", n_in), ("out_features", n_out)):
+            if v > _BLAS_MAX:
+                raise ValueError(f"{name}={v} exceeds the BLAS limit of {_BLAS_MAX}")
 
 
 def check_positive_int(name, v):

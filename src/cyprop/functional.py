@@ -84,7 +84,7 @@ def linear_forward(x, W, b=None, *, activation=None, out=None):
         raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but W expects "
                          f"{W.shape[0]} (shape {W.shape})")
     n, n_out = x.shape[0], W.shape[1]
-    check_blas_dims(N=n, in_features=x.shape[1], out_features=n_out)
+    check_blas_dims(n, x.shape[1], n_out)
     if b is not None:
         b = as_float_array("b", b, dtype, 1)
         if b.shape != (n_out,):
@@ -142,7 +142,7 @@ def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=N
                          f"{W.shape[0]} (shape {W.shape})")
     if dy.shape != (n, n_out):
         raise ValueError(f"dy must have shape {(n, n_out)} (N from x, out from W), got {dy.shape}")
-    check_blas_dims(N=n, in_features=n_in, out_features=n_out)
+    check_blas_dims(n, n_in, n_out)
     if act and y is None:
         raise ValueError(f"y (the forward output) is required when activation={activation!r}")
     if y is not None:  # checked whenever given, used only with an activation
