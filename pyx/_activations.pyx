@@ -2,14 +2,16 @@
 
 Design
 ------
-The arrays arrive flattened (C-contiguous, 1-D views made by
-``cyprop.functional``, which has validated shapes, dtypes and aliasing).
+The arrays arrive as C-contiguous ndarrays of any shape (``cyprop.functional``
+has validated shapes, dtypes and aliasing; the entry points check dtype,
+order and size again in C, without acquiring memoryviews).
 The work is cut into fixed blocks that ``prange`` hands to threads, each a
 vectorized loop (``_numerics.pxd`` / ``_vecmath.h``); every element is
 computed independently, so results do not depend on the thread count.
 """
-from cython cimport floating
+cimport numpy as cnp
 
+from _arrays cimport data_of, float_type
 from _numerics cimport parallel_activation_forward, parallel_activation_backward
 
 cdef extern from "_vecmath.h" nogil:
@@ -21,18 +23,40 @@ def vector_isa():
     return cp_vector_isa().decode("ascii")
 
 
-def activation_forward(const floating[::1] x, floating[::1] y, int act, int n_threads):
-    """y = act(x) for 1-D spans (n,); ``y`` may be ``x``."""
-    if x.shape[0] == 0:
+def activation_forward(x, y, int act, int n_threads):
+    """y = act(x) over C-contiguous ndarrays of one float dtype and size; ``y`` may be ``x``.
+
+    The arrays are checked in C (dtype, order, size, y writeable); any shape.
+    """
+    cdef int typenum = float_type(x, "x")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef void* px = data_of(x, typenum, n, False, "x")
+    cdef void* py = data_of(y, typenum, n, True, "y")
+    if n == 0:
         return
     with nogil:
-        parallel_activation_forward(&x[0], &y[0], x.shape[0], act, n_threads)
+        if typenum == cnp.NPY_FLOAT:
+            parallel_activation_forward[float](<float*>px, <float*>py, n, act, n_threads)
+        else:
+            parallel_activation_forward[double](<double*>px, <double*>py, n, act, n_threads)
 
 
-def activation_backward(const floating[::1] dy, const floating[::1] y, floating[::1] dx,
-                        int act, int n_threads):
-    """dx = dy * act'(.) in terms of the forward output y, all (n,); ``dx`` may be ``dy``."""
-    if dy.shape[0] == 0:
+def activation_backward(dy, y, dx, int act, int n_threads):
+    """dx = dy * act'(.) in terms of the forward output y; ``dx`` may be ``dy``.
+
+    C-contiguous ndarrays of one float dtype and size, checked in C; any shape.
+    """
+    cdef int typenum = float_type(dy, "dy")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>dy)
+    cdef void* pdy = data_of(dy, typenum, n, False, "dy")
+    cdef void* py = data_of(y, typenum, n, False, "y")
+    cdef void* pdx = data_of(dx, typenum, n, True, "dx")
+    if n == 0:
         return
     with nogil:
-        parallel_activation_backward(&dy[0], &y[0], &dx[0], dy.shape[0], act, n_threads)
+        if typenum == cnp.NPY_FLOAT:
+            parallel_activation_backward[float](<float*>pdy, <float*>py, <float*>pdx, n, act,
+                                                n_threads)
+        else:
+            parallel_activation_backward[double](<double*>pdy, <double*>py, <double*>pdx, n,
+                                                 act, n_threads)

@@ -32,6 +32,9 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+cimport numpy as cnp
+
+from _arrays cimport data_of, fits, float_type
 
 from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span,
                         parallel_activation_forward, parallel_activation_backward)
@@ -481,39 +484,74 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
                           dx, <int>n_in, n_threads)
 
 
-def linear_forward(const floating[:, ::1] x, const floating[:, ::1] W,
-                   const floating[::1] b, bint has_bias, floating[:, ::1] y,
-                   int act, int n_threads):
+cdef int gemm_operands(x, W, Py_ssize_t* n, Py_ssize_t* n_in, Py_ssize_t* n_out) except -1:
+    """The float type of x (N, in) and W (in, out), 2-D ndarrays that fit together."""
+    cdef int typenum = float_type(x, "x")
+    if not (cnp.PyArray_Check(W) and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2
+            and cnp.PyArray_NDIM(<cnp.ndarray>W) == 2
+            and cnp.PyArray_DIM(<cnp.ndarray>W, 0) == cnp.PyArray_DIM(<cnp.ndarray>x, 1)):
+        raise ValueError("x (N, in) and W (in, out) must be 2-D arrays that fit together")
+    n[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    n_in[0] = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+    n_out[0] = cnp.PyArray_DIM(<cnp.ndarray>W, 1)
+    return typenum
+
+
+cdef inline void* data_or_null(a, int typenum, Py_ssize_t size, bint writeable, str name,
+                               bint used=True) except? NULL:
+    """data_of(a), or NULL for an empty or unused array (which is then not checked)."""
+    if not used or size == 0:
+        return NULL
+    return data_of(a, typenum, size, writeable, name)
+
+
+def linear_forward(x, W, b, bint has_bias, y, int act, int n_threads):
     """y (N, out) = act(x (N, in) @ W (in, out) + b (out,)).
 
-    ``b`` is ignored unless ``has_bias``. ``y`` must not overlap x or W.
+    C-contiguous ndarrays of one float dtype, checked in C (dtype, order,
+    sizes, y writeable); ``b`` is ignored unless ``has_bias``. ``y`` must not
+    overlap x or W.
     """
+    cdef Py_ssize_t n, n_in, n_out
+    cdef int typenum = gemm_operands(x, W, &n, &n_in, &n_out)
+    cdef void* px = data_or_null(x, typenum, n * n_in, False, "x")
+    cdef void* pW = data_or_null(W, typenum, n_in * n_out, False, "W")
+    cdef void* pb = data_or_null(b, typenum, n_out, False, "b", has_bias)
+    cdef void* py = data_or_null(y, typenum, n * n_out, True, "y")
     cdef int saved
     with nogil:
         saved = blas_single_thread_enter()
-        linear_forward_impl(&x[0, 0] if x.shape[0] * x.shape[1] else NULL,
-                            &W[0, 0] if W.shape[0] * W.shape[1] else NULL,
-                            &b[0] if has_bias else NULL,
-                            &y[0, 0] if y.shape[0] * y.shape[1] else NULL,
-                            x.shape[0], x.shape[1], W.shape[1], act, n_threads)
+        if typenum == cnp.NPY_FLOAT:
+            linear_forward_impl[float](<float*>px, <float*>pW, <float*>pb, <float*>py,
+                                       n, n_in, n_out, act, n_threads)
+        else:
+            linear_forward_impl[double](<double*>px, <double*>pW, <double*>pb, <double*>py,
+                                        n, n_in, n_out, act, n_threads)
         blas_threads_restore(saved)
 
 
-def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
-                    const floating[:, ::1] W, const floating[:, ::1] y, int act,
-                    floating[:, ::1] delta,
-                    floating[:, ::1] dx, bint need_dx,
-                    floating[:, ::1] dW,
-                    floating[::1] db, bint need_db, int n_threads):
+def linear_backward(dy, x, W, y, int act, delta, dx, bint need_dx, dW, db, bint need_db,
+                    int n_threads):
     """Gradients of y = act(x @ W + b).
 
-    dy, y, delta: (N, out); x, dx: (N, in); W, dW: (in, out); db: (out,).
-    ``delta`` is workspace for dy * act'(y) (unused when act is none; it may
-    be dy itself); ``y`` is only read when act is not none. dx/db are skipped
+    dy, y, delta: (N, out); x, dx: (N, in); W, dW: (in, out); db: (out,);
+    C-contiguous ndarrays of one float dtype, checked in C. ``delta`` is
+    workspace for dy * act'(y) and ``y`` is read, both only when act is not
+    none (``delta`` may be dy itself). dx/db are skipped (and not checked)
     when not needed. Returns 0, or -1 if the workspace could not be
     allocated.
     """
-    cdef Py_ssize_t n = dy.shape[0], n_out = dy.shape[1], n_in = x.shape[1]
+    cdef Py_ssize_t n, n_in, n_out
+    cdef int typenum = gemm_operands(x, W, &n, &n_in, &n_out)
+    cdef bint has_act = act != ACT_NONE
+    cdef void* pdy = data_or_null(dy, typenum, n * n_out, False, "dy")
+    cdef void* px = data_or_null(x, typenum, n * n_in, False, "x")
+    cdef void* pW = data_or_null(W, typenum, n_in * n_out, False, "W")
+    cdef void* py = data_or_null(y, typenum, n * n_out, False, "y", has_act)
+    cdef void* pdelta = data_or_null(delta, typenum, n * n_out, True, "delta", has_act)
+    cdef void* pdx = data_or_null(dx, typenum, n * n_in, True, "dx", need_dx)
+    cdef void* pdW = data_or_null(dW, typenum, n_in * n_out, True, "dW")
+    cdef void* pdb = data_or_null(db, typenum, n_out, True, "db", need_db)
     cdef double* partial = NULL
     cdef Py_ssize_t size = backward_workspace_size(n, n_in, n_out, need_db)
     cdef int saved
@@ -523,15 +561,14 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
             return -1
     with nogil:
         saved = blas_single_thread_enter()
-        linear_backward_impl(&dy[0, 0] if n * n_out else NULL,
-                             &x[0, 0] if n * n_in else NULL,
-                             &W[0, 0] if n_in * n_out else NULL,
-                             &y[0, 0] if n * n_out else NULL, act,
-                             &delta[0, 0] if n * n_out else NULL,
-                             &dx[0, 0] if need_dx and n * n_in else NULL,
-                             &dW[0, 0] if n_in * n_out else NULL,
-                             &db[0] if need_db and n_out else NULL, partial,
-                             n, n_in, n_out, n_threads)
+        if typenum == cnp.NPY_FLOAT:
+            linear_backward_impl[float](<float*>pdy, <float*>px, <float*>pW, <float*>py, act,
+                                        <float*>pdelta, <float*>pdx, <float*>pdW, <float*>pdb,
+                                        partial, n, n_in, n_out, n_threads)
+        else:
+            linear_backward_impl[double](<double*>pdy, <double*>px, <double*>pW, <double*>py,
+                                         act, <double*>pdelta, <double*>pdx, <double*>pdW,
+                                         <double*>pdb, partial, n, n_in, n_out, n_threads)
         blas_threads_restore(saved)
     free(partial)
     return 0
@@ -544,9 +581,6 @@ def linear_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
 # checks every array handed to it (dtype, C order, shape), so it cannot read
 # or write outside them.
 import numpy as np
-cimport numpy as cnp
-
-from _arrays cimport fits
 
 cdef enum:
     OP_LINEAR = 0

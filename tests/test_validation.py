@@ -315,6 +315,46 @@ def test_kernels_check_raw_arrays_themselves():
         _softmax_ce.softmax_ce_index(np.zeros(4, f32), np.zeros(4, np.intp), z, 1.0, 1)
 
 
+def test_linear_and_activation_kernels_check_raw_arrays_themselves():
+    # the same for the linear and element-wise entry points (C checks, no memoryviews)
+    from cyprop import _activations, _linear
+    x, W, b = np.zeros((4, 3), f32), np.zeros((3, 2), f32), np.zeros(2, f32)
+    y = np.zeros((4, 2), f32)
+    _linear.linear_forward(x, W, b, True, y, 0, 1)
+    with pytest.raises(ValueError, match="fit together"):
+        _linear.linear_forward(x, np.zeros((4, 2), f32), b, True, y, 0, 1)
+    with pytest.raises(ValueError, match="fit together"):
+        _linear.linear_forward(np.zeros(12, f32), W, b, True, y, 0, 1)
+    with pytest.raises(ValueError, match="^y: expected"):   # too small for (4, 2): never written
+        _linear.linear_forward(x, W, b, True, np.zeros((3, 2), f32), 0, 1)
+    with pytest.raises(ValueError, match="^b: expected"):
+        _linear.linear_forward(x, W, np.zeros(1, f32), True, y, 0, 1)
+    _linear.linear_forward(x, W, np.zeros(1, f32), False, y, 0, 1)   # b unused: not checked
+    with pytest.raises(ValueError, match="^W: expected"):
+        _linear.linear_forward(x, np.zeros((3, 2), f64), b, True, y, 0, 1)
+    with pytest.raises(TypeError, match="x"):
+        _linear.linear_forward(x.astype(np.int32), W, b, True, y, 0, 1)
+    args = [y, x, W, y, 1, y.copy(), x.copy(), True, W.copy(), b.copy(), True, 1]
+    assert _linear.linear_backward(*args) == 0
+    for i, name in [(0, "dy"), (3, "y"), (5, "delta"), (6, "dx"), (8, "dW"), (9, "db")]:
+        bad = list(args)
+        bad[i] = np.zeros(1, f32)
+        with pytest.raises(ValueError, match=f"^{name}: expected"):
+            _linear.linear_backward(*bad)
+    ro = y.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="^delta: expected a C-contiguous writeable"):
+        _linear.linear_backward(y, x, W, y, 1, ro, x.copy(), True, W.copy(), b.copy(), True, 1)
+    with pytest.raises(ValueError, match="^y: expected"):
+        _activations.activation_forward(x, np.zeros((4, 2), f32), 1, 1)
+    with pytest.raises(ValueError, match="^y: expected"):
+        _activations.activation_forward(x, x.astype(f64), 1, 1)
+    with pytest.raises(ValueError, match="^dx: expected"):
+        _activations.activation_backward(x, x, np.zeros((4, 3), f32)[:, :2].copy(), 1, 1)
+    with pytest.raises(TypeError, match="dy"):
+        _activations.activation_backward([1.0], x, x, 1, 1)
+
+
 @pytest.mark.parametrize("dtype", [f32, f64])
 def test_loss_layer_fast_path_matches_and_declines(dtype):
     rng = np.random.default_rng(0)

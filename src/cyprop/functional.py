@@ -182,7 +182,7 @@ def _activation_forward(act, x, out):
     dtype = call_dtype(("x", x), ("out", out))
     x = as_float_array("x", x, dtype)
     y = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
-    _activations.activation_forward(x.reshape(-1), y.reshape(-1), act, _n_threads())
+    _activations.activation_forward(x, y, act, _n_threads())
     return y
 
 
@@ -193,8 +193,7 @@ def _activation_backward(act, dy, y, out):
     if dy.shape != y.shape:
         raise ValueError(f"dy and y must have the same shape, got {dy.shape} and {y.shape}")
     dx = _output("out", out, dy.shape, dtype, (("dy", dy), ("y", y)), alias_ok=("dy", "y"))
-    _activations.activation_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), act,
-                                     _n_threads())
+    _activations.activation_backward(dy, y, dx, act, _n_threads())
     return dx
 
 
