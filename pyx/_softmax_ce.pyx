@@ -50,18 +50,37 @@ cdef inline void softmax_row_at(const floating* z, floating* p, Py_ssize_t i, Py
     softmax_row(z + i * n_classes, p + i * n_classes, n_classes)
 
 
-def softmax(const floating[:, ::1] z, floating[:, ::1] p, int n_threads):
-    """p (N, C) = softmax(z (N, C)) along rows; ``p`` may be ``z``."""
-    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], i
+cdef inline void softmax_rows(const floating* z, floating* p, Py_ssize_t n, Py_ssize_t n_classes,
+                              int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            softmax_row_at(z, p, i, n, n_classes)
+    else:
+        for i in range(n):
+            softmax_row_at(z, p, i, n, n_classes)
+
+
+def softmax(z, p, int n_threads):
+    """p (N, C) = softmax(z (N, C)) along rows; ``p`` may be ``z``.
+
+    z: a 2-D C-contiguous float ndarray; p: writeable, of z's dtype and size
+    (any shape); checked in C.
+    """
+    cdef int typenum = float_type(z, "logits")
+    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
+        raise ValueError("logits must be 2-D")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
+    cdef Py_ssize_t n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
+    cdef void* pp = data_of(p, typenum, n * n_classes, True, "out")
     if n == 0 or n_classes == 0:
         return
     with nogil:
-        if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
-            for i in prange(n, num_threads=n_threads, schedule="static"):
-                softmax_row_at(&z[0, 0], &p[0, 0], i, n, n_classes)
+        if typenum == cnp.NPY_FLOAT:
+            softmax_rows[float](<float*>pz, <float*>pp, n, n_classes, n_threads)
         else:
-            for i in range(n):
-                softmax_row_at(&z[0, 0], &p[0, 0], i, n, n_classes)
+            softmax_rows[double](<double*>pz, <double*>pp, n, n_classes, n_threads)
 
 
 cdef inline double index_row(const floating* z, Py_ssize_t t, floating* g, Py_ssize_t n_classes,

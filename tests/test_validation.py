@@ -353,6 +353,11 @@ def test_linear_and_activation_kernels_check_raw_arrays_themselves():
         _activations.activation_backward(x, x, np.zeros((4, 3), f32)[:, :2].copy(), 1, 1)
     with pytest.raises(TypeError, match="dy"):
         _activations.activation_backward([1.0], x, x, 1, 1)
+    from cyprop import _softmax_ce
+    with pytest.raises(ValueError, match="^out: expected"):
+        _softmax_ce.softmax(x, np.zeros((4, 2), f32), 1)
+    with pytest.raises(ValueError, match="2-D"):
+        _softmax_ce.softmax(np.zeros(3, f32), np.zeros(3, f32), 1)
 
 
 @pytest.mark.parametrize("dtype", [f32, f64])

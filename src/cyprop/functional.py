@@ -328,7 +328,7 @@ def softmax(x, *, out=None):
     x = as_float_array("x", x, dtype, (1, 2))
     p = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
     x2 = x if x.ndim == 2 else x.reshape(1, -1)
-    _softmax_ce.softmax(x2, p.reshape(x2.shape), _n_threads())
+    _softmax_ce.softmax(x2, p, _n_threads())
     return p
 
 
