@@ -226,28 +226,49 @@ cdef inline double proba_chunk(const floating* z, const floating* target, floati
     return acc
 
 
-def softmax_ce_proba(const floating[:, ::1] z, const floating[:, ::1] target,
-                     floating[:, ::1] dz, double scale, int n_threads):
-    """Summed loss (float64) and dz (N, C) for probability targets (N, C); dz may be z."""
-    cdef Py_ssize_t n = z.shape[0], n_classes = z.shape[1], ch
-    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+cdef double proba_loss(const floating* z, const floating* target, floating* dz, Py_ssize_t n,
+                       Py_ssize_t n_classes, double scale, double* partial,
+                       int n_threads) noexcept nogil:
+    cdef Py_ssize_t ch, n_chunks = (n + CHUNK - 1) // CHUNK
     cdef double total = 0
+    if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
+        for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            partial[ch] = proba_chunk(z, target, dz, n, n_classes, scale, ch)
+    else:
+        for ch in range(n_chunks):
+            partial[ch] = proba_chunk(z, target, dz, n, n_classes, scale, ch)
+    for ch in range(n_chunks):
+        total += partial[ch]
+    return total
+
+
+def softmax_ce_proba(z, target, dz, double scale, int n_threads):
+    """Summed loss (float64) and dz (N, C) for probability targets (N, C); dz may be z.
+
+    C-contiguous ndarrays of one float dtype: z 2-D, target and dz of its size
+    (dz writeable); checked in C.
+    """
+    cdef int typenum = float_type(z, "logits")
+    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
+        raise ValueError("logits must be 2-D")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
+    cdef Py_ssize_t n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
+    cdef void* pt = data_of(target, typenum, n * n_classes, False, "target")
+    cdef void* pdz = data_of(dz, typenum, n * n_classes, True, "dlogits")
+    cdef double total
     cdef double* partial
     if n == 0 or n_classes == 0:
         return 0.0
-    partial = <double*>malloc(n_chunks * sizeof(double))
+    partial = <double*>malloc(((n + CHUNK - 1) // CHUNK) * sizeof(double))
     if partial == NULL:
         raise MemoryError()
     with nogil:
-        if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
-            for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
-                partial[ch] = proba_chunk(&z[0, 0], &target[0, 0], &dz[0, 0], n, n_classes,
-                                          scale, ch)
+        if typenum == cnp.NPY_FLOAT:
+            total = proba_loss[float](<float*>pz, <float*>pt, <float*>pdz, n, n_classes, scale,
+                                      partial, n_threads)
         else:
-            for ch in range(n_chunks):
-                partial[ch] = proba_chunk(&z[0, 0], &target[0, 0], &dz[0, 0], n, n_classes,
-                                          scale, ch)
-        for ch in range(n_chunks):
-            total += partial[ch]
+            total = proba_loss[double](<double*>pz, <double*>pt, <double*>pdz, n, n_classes,
+                                       scale, partial, n_threads)
     free(partial)
     return total

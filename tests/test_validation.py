@@ -358,6 +358,11 @@ def test_linear_and_activation_kernels_check_raw_arrays_themselves():
         _softmax_ce.softmax(x, np.zeros((4, 2), f32), 1)
     with pytest.raises(ValueError, match="2-D"):
         _softmax_ce.softmax(np.zeros(3, f32), np.zeros(3, f32), 1)
+    z = np.zeros((4, 3), f32)
+    with pytest.raises(ValueError, match="^target: expected"):
+        _softmax_ce.softmax_ce_proba(z, np.zeros((4, 2), f32), z.copy(), 1.0, 1)
+    with pytest.raises(ValueError, match="^dlogits: expected"):
+        _softmax_ce.softmax_ce_proba(z, z, z.astype(f64), 1.0, 1)
 
 
 @pytest.mark.parametrize("dtype", [f32, f64])
