@@ -61,17 +61,24 @@ cdef inline void softmax_rows(const floating* z, floating* p, Py_ssize_t n, Py_s
             softmax_row_at(z, p, i, n, n_classes)
 
 
+cdef int logits_type(z, Py_ssize_t* n, Py_ssize_t* n_classes) except -1:
+    """The float type of 2-D logits z (N, C), with N and C."""
+    cdef int typenum = float_type(z, "logits")
+    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
+        raise ValueError("logits must be 2-D")
+    n[0] = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
+    n_classes[0] = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    return typenum
+
+
 def softmax(z, p, int n_threads):
     """p (N, C) = softmax(z (N, C)) along rows; ``p`` may be ``z``.
 
     z: a 2-D C-contiguous float ndarray; p: writeable, of z's dtype and size
     (any shape); checked in C.
     """
-    cdef int typenum = float_type(z, "logits")
-    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
-        raise ValueError("logits must be 2-D")
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
-    cdef Py_ssize_t n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef Py_ssize_t n, n_classes
+    cdef int typenum = logits_type(z, &n, &n_classes)
     cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
     cdef void* pp = data_of(p, typenum, n * n_classes, True, "out")
     if n == 0 or n_classes == 0:
@@ -151,15 +158,13 @@ cdef double index_loss(const floating* z, const Py_ssize_t* target, floating* dz
 
 cdef int raise_index_args(z, target, dz) except -1:
     """Raise the error that says which of softmax_ce_index's arrays does not fit."""
-    cdef int typenum = float_type(z, "logits")
-    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
-        raise ValueError("logits must be 2-D")
+    cdef Py_ssize_t n, n_classes
+    cdef int typenum = logits_type(z, &n, &n_classes)
     if not cnp.PyArray_Check(target) or cnp.PyArray_NDIM(<cnp.ndarray>target) != 1:
         raise ValueError("target must be a 1-D array of class indices")
-    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>z)
-    data_of(z, typenum, size, False, "logits")
-    data_of(target, cnp.NPY_INTP, cnp.PyArray_DIM(<cnp.ndarray>z, 0), False, "target")
-    data_of(dz, typenum, size, True, "dlogits")
+    data_of(z, typenum, n * n_classes, False, "logits")
+    data_of(target, cnp.NPY_INTP, n, False, "target")
+    data_of(dz, typenum, n * n_classes, True, "dlogits")
     raise ValueError("logits, target and dlogits do not fit together")
 
 
@@ -248,11 +253,8 @@ def softmax_ce_proba(z, target, dz, double scale, int n_threads):
     C-contiguous ndarrays of one float dtype: z 2-D, target and dz of its size
     (dz writeable); checked in C.
     """
-    cdef int typenum = float_type(z, "logits")
-    if cnp.PyArray_NDIM(<cnp.ndarray>z) != 2:
-        raise ValueError("logits must be 2-D")
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0)
-    cdef Py_ssize_t n_classes = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef Py_ssize_t n, n_classes
+    cdef int typenum = logits_type(z, &n, &n_classes)
     cdef void* pz = data_of(z, typenum, n * n_classes, False, "logits")
     cdef void* pt = data_of(target, typenum, n * n_classes, False, "target")
     cdef void* pdz = data_of(dz, typenum, n * n_classes, True, "dlogits")
