@@ -36,7 +36,21 @@ static inline double cp_f64_from_bits(uint64_t u) { double d; memcpy(&d, &u, siz
 static inline uint64_t cp_bits_from_f64(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
 /* ------------------------------------------------------------------ float */
-/* exp(xc) for xc already clamped to [-86.5, 88.72]: 2^n exp(r) */
+/* exp's argument range: below CP_EXPF_MIN the result is flushed to 0, above
+   CP_EXPF_OVERFLOW it is +inf; the core is evaluated on [MIN, MAX]. */
+#define CP_EXPF_MIN (-86.5f)
+#define CP_EXPF_MAX 88.72f
+#define CP_EXPF_OVERFLOW 88.7228390520683f
+
+/* x clamped to [CP_EXPF_MIN, CP_EXPF_MAX]; NaN stays NaN ("c > x ? c : x"
+   keeps x when the comparison is false) */
+static inline float cp_expf_clamp(float x)
+{
+    float xc = CP_EXPF_MIN > x ? CP_EXPF_MIN : x;
+    return CP_EXPF_MAX < xc ? CP_EXPF_MAX : xc;
+}
+
+/* exp(xc) for xc already clamped (cp_expf_clamp): 2^n exp(r) */
 static inline float cp_expf_core(float xc)
 {
     const float magic = 12582912.0f;                     /* 1.5 * 2^23 */
@@ -56,23 +70,21 @@ static inline float cp_expf_core(float xc)
     return p * scale * 2.0f;
 }
 
-/* A NaN x needs no select of its own: it passes the clamps ("c > x ? c : x"
-   keeps x when the comparison is false), and NaN times any scale is NaN. */
+/* A NaN x needs no select of its own: it passes the clamp, and NaN times any
+   scale is NaN. */
 static inline float cp_expf(float x)
 {
-    float xc = -86.5f > x ? -86.5f : x;
-    xc = 88.72f < xc ? 88.72f : xc;
-    float res = cp_expf_core(xc);
-    res = x > 88.7228390520683f ? INFINITY : res;
-    return x < -86.5f ? 0.0f : res;
+    float res = cp_expf_core(cp_expf_clamp(x));
+    res = x > CP_EXPF_OVERFLOW ? INFINITY : res;
+    return x < CP_EXPF_MIN ? 0.0f : res;
 }
 
 /* cp_expf for x <= 0, -inf or NaN (softmax's z - max): the same values with
    no overflow to clamp or select, 15% faster in the softmax loop */
 static inline float cp_expf_nonpos(float x)
 {
-    float res = cp_expf_core(-86.5f > x ? -86.5f : x);
-    return x < -86.5f ? 0.0f : res;
+    float res = cp_expf_core(CP_EXPF_MIN > x ? CP_EXPF_MIN : x);
+    return x < CP_EXPF_MIN ? 0.0f : res;
 }
 
 /* 1 / (1 + exp(-x)). exp(-x) overflows to +inf for x < -88.7, giving exactly
@@ -81,10 +93,8 @@ static inline float cp_expf_nonpos(float x)
 static inline float cp_sigmoidf(float x)
 {
     float y = -x;
-    float yc = -86.5f > y ? -86.5f : y;
-    yc = 88.72f < yc ? 88.72f : yc;
-    float e = cp_expf_core(yc);
-    e = y > 88.7228390520683f ? INFINITY : e;
+    float e = cp_expf_core(cp_expf_clamp(y));
+    e = y > CP_EXPF_OVERFLOW ? INFINITY : e;
     return 1.0f / (1.0f + e);
 }
 
@@ -124,7 +134,18 @@ static inline float cp_tanhf(float x)
 }
 
 /* ----------------------------------------------------------------- double */
-/* exp(xc) for xc already clamped to [-707, 709.78], in pieces: exp(xc) =
+/* as for float: flushed to 0 below CP_EXP_MIN, +inf above CP_EXP_OVERFLOW */
+#define CP_EXP_MIN (-707.0)
+#define CP_EXP_MAX 709.78
+#define CP_EXP_OVERFLOW 709.782712893384
+
+static inline double cp_exp_clamp(double x)
+{
+    double xc = CP_EXP_MIN > x ? CP_EXP_MIN : x;
+    return CP_EXP_MAX < xc ? CP_EXP_MAX : xc;
+}
+
+/* exp(xc) for xc already clamped (cp_exp_clamp), in pieces: exp(xc) =
    2^n exp(r) = 2 scale (q + p) / (q - p), with scale = 2^(n-1) and the Pade
    form exp(r) = (q + p) / (q - p) = 1 + 2 p / (q - p). */
 static inline void cp_exp_pade(double xc, double *p, double *q, double *scale)
@@ -153,18 +174,16 @@ static inline double cp_exp_core(double xc)
 /* as cp_expf: a NaN x passes the clamps and the core as NaN */
 static inline double cp_exp(double x)
 {
-    double xc = -707.0 > x ? -707.0 : x;
-    xc = 709.78 < xc ? 709.78 : xc;
-    double res = cp_exp_core(xc);
-    res = x > 709.782712893384 ? INFINITY : res;
-    return x < -707.0 ? 0.0 : res;
+    double res = cp_exp_core(cp_exp_clamp(x));
+    res = x > CP_EXP_OVERFLOW ? INFINITY : res;
+    return x < CP_EXP_MIN ? 0.0 : res;
 }
 
 /* cp_exp for x <= 0, -inf or NaN (softmax's z - max): no overflow to handle */
 static inline double cp_exp_nonpos(double x)
 {
-    double res = cp_exp_core(-707.0 > x ? -707.0 : x);
-    return x < -707.0 ? 0.0 : res;
+    double res = cp_exp_core(CP_EXP_MIN > x ? CP_EXP_MIN : x);
+    return x < CP_EXP_MIN ? 0.0 : res;
 }
 
 /* sigmoid(x) = 1 / (1 + exp(-x)) with exp(-x) = 2 scale (q + p) / (q - p):
@@ -177,12 +196,10 @@ static inline double cp_exp_nonpos(double x)
 static inline double cp_sigmoid(double x)
 {
     double y = -x, px, qx, scale;
-    double yc = -707.0 > y ? -707.0 : y;
-    yc = 709.78 < yc ? 709.78 : yc;
-    cp_exp_pade(yc, &px, &qx, &scale);
+    cp_exp_pade(cp_exp_clamp(y), &px, &qx, &scale);
     double h = 0.5 * (qx - px);
     double res = h / (h + (qx + px) * scale);
-    return y > 709.782712893384 ? 0.0 : res;
+    return y > CP_EXP_OVERFLOW ? 0.0 : res;
 }
 
 static inline double cp_tanh(double x)
