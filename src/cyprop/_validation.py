@@ -56,7 +56,7 @@ def call_dtype(*named):
         dt = a.dtype
         if dt is dtype:
             continue
-        if dt not in _FLOAT_SET and dt not in FLOAT_DTYPES:
+        if dt not in _FLOAT_SET:
             raise TypeError(
                 f"{name} must be a float32 or float64 array, got dtype {dt}"
                 + ("" if dt.kind not in "biu" else f" (use {name}.astype(np.float32))")
