@@ -6,7 +6,7 @@ from cyprop import functional as F
 from cyprop import reference as R
 from conftest import assert_close, numerical_grad
 
-SHAPES = [(1, 1), (1, 5), (4, 1), (13, 7), (65, 257)]
+SHAPES = [(1, 1), (1, 5), (4, 1), (13, 7), (3, 29), (65, 257)]  # 29 = 16 + 8 + 5 (float sum blocks)
 
 
 def _logits(shape, dtype, seed=0, scale=3.0):
