@@ -16,6 +16,7 @@ def test_bench_kernels_table_json_and_plot(tmp_path, capsys):
     assert bench.main(args) == 0
     text = capsys.readouterr().out
     assert "softmax-CE fwd+bwd" in text and "ratio" in text
+    assert "GEMMs" not in text and "BLAS" not in text  # no GEMM-bound step, no floor columns
     results = json.loads(out.read_text())
     assert {r["case"].split()[0] for r in results} >= {"relu", "sigmoid", "tanh", "softmax-CE"}
     assert all(r["times"]["cyprop"] > 0 and r["times"]["numpy"] > 0 for r in results)
@@ -45,3 +46,23 @@ def test_every_peer_computes_the_same_training_step(peer):
 def test_bad_threads_argument():
     with pytest.raises(SystemExit):
         bench.main(["--threads", "0"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_gemm_floors_compute_the_step_products(dtype):
+    """The GEMMs and BLAS columns time the same products, computed in place."""
+    sizes, batch = (5, 7, 6, 3), 9
+    ours, theirs = bench.gemms_step(sizes, batch, dtype), bench.blas_gemms_step(sizes, batch, dtype)
+    ours()
+    theirs()
+    assert len(ours.outputs) == len(theirs.outputs) == 3 + 3 + 2
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(ours.outputs, theirs.outputs):
+        assert a.shape == b.shape and a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol)
+    # the forward products chain, so the last output depends on every one before
+    x, _ = bench._data(sizes, batch, dtype)
+    h = x
+    for W in bench._init(sizes, dtype)[0]:
+        h = h @ W
+    np.testing.assert_allclose(theirs.outputs[2], h, rtol=rtol)

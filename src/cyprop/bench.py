@@ -6,7 +6,8 @@ is the median of repeats, so the ratios are comparable even on a noisy
 machine. PyTorch and JAX are used when installed. For the training steps big
 enough to be bound by their matrix products the table also gives the time the
 same GEMMs take alone in ``numpy.matmul`` in the same run (the machine's limit
-for that step).
+for that step) and in ``scipy.linalg.blas`` (the limit for cyprop, whose
+kernels call SciPy's BLAS: its own OpenBLAS build, not always as fast).
 
 The training step is what a user writes with each library's public API:
 cyprop ``loss = loss_fn(model(x), y); model.backward(loss_fn.backward());
@@ -167,21 +168,54 @@ def jax_step(sizes, batch, dtype):
     return step
 
 
-def gemms_step(sizes, batch, dtype):
-    """The step's GEMMs alone in numpy.matmul (forward, dW, dx except the input's)."""
+def _gemm_products(sizes, batch, dtype):
+    """(a, b, out) for each of a step's products out = a @ b: forward, dW, dx but the input's.
+
+    The backward products take the forward outputs as stand-ins for the
+    gradients (same shapes, so the same work).
+    """
     Ws, _ = _init(sizes, dtype)
     x, _ = _data(sizes, batch, dtype)
-    hs = [x]
-    for W in Ws:
-        hs.append(hs[-1] @ W)
+    hs = [x] + [np.empty((batch, W.shape[1]), dtype) for W in Ws]
+    products = [(hs[i], W, hs[i + 1]) for i, W in enumerate(Ws)]
+    for i in range(len(Ws) - 1, -1, -1):
+        products.append((hs[i].T, hs[i + 1], np.empty_like(Ws[i])))         # dW
+        if i > 0:
+            products.append((hs[i + 1], Ws[i].T, np.empty_like(hs[i])))     # dx
+    return products
+
+
+def gemms_step(sizes, batch, dtype):
+    """The step's GEMMs alone in numpy.matmul (the machine's limit for the step)."""
+    products = _gemm_products(sizes, batch, dtype)
 
     def step():
-        for i, W in enumerate(Ws):
-            np.matmul(hs[i], W, out=hs[i + 1])
-        for i in range(len(Ws) - 1, -1, -1):
-            hs[i].T @ hs[i + 1]            # dW
-            if i > 0:
-                hs[i + 1] @ Ws[i].T        # dx
+        for a, b, out in products:
+            np.matmul(a, b, out=out)
+    step.outputs = [out for _, _, out in products]
+    return step
+
+
+def blas_gemms_step(sizes, batch, dtype):
+    """The step's GEMMs alone in scipy.linalg.blas: the BLAS cyprop's kernels call.
+
+    SciPy's wheels bring their own OpenBLAS build, which can be slower than
+    NumPy's: this is the limit for cyprop's step, ``gemms_step`` the machine's.
+    """
+    from scipy.linalg import blas
+    gemm = blas.sgemm if np.dtype(dtype) == np.float32 else blas.dgemm
+    calls = []
+    for a, b, out in _gemm_products(sizes, batch, dtype):
+        # row-major out = a @ b is column-major out^T = b^T @ a^T; an operand
+        # that is not Fortran-ordered is passed as its transpose (which is),
+        # with the trans flag set, so that f2py copies nothing
+        ops = [(m, 0) if m.flags.f_contiguous else (m.T, 1) for m in (b.T, a.T)]
+        calls.append((ops[0][0], ops[1][0], ops[0][1], ops[1][1], out.T))
+
+    def step():
+        for A, B, trans_a, trans_b, c in calls:
+            gemm(1.0, A, B, trans_a=trans_a, trans_b=trans_b, c=c, overwrite_c=True)
+    step.outputs = [c.T for *_, c in calls]
     return step
 
 
@@ -299,6 +333,7 @@ def build_cases(dtypes, which):
                 # product) is small beside them: all but the smallest MLP
                 if sizes[0] * batch >= 8192:
                     steps["gemms"] = gemms_step(sizes, batch, dtype)
+                    steps["blas"] = blas_gemms_step(sizes, batch, dtype)
                 yield f"step {name} b{batch}", dtype, steps
         if "kernels" in which:
             for name in ("relu", "sigmoid", "tanh"):
@@ -420,11 +455,15 @@ def _fmt_time(s):
     return f"{s * 1e3:8.2f} ms"
 
 
+_FLOOR_NAMES = {"gemms": "GEMMs", "blas": "BLAS"}
+
+
 def format_table(results):
     peers = [p for p in ("numpy", "torch", "jax") if any(p in r["times"] for r in results)]
+    floors = [p for p in ("gemms", "blas") if any(p in r["times"] for r in results)]
     head = (f"{'case':<38} {'dtype':<8} {'thr':>3} {'cyprop':>11} "
             + " ".join(f"{p:>11} {'ratio':>6}" for p in peers)
-            + f" {'GEMMs':>11} {'ratio':>6}")
+            + "".join(f" {_FLOOR_NAMES[p]:>11} {'ratio':>6}" for p in floors))
     lines = [head, "-" * len(head)]
     for r in results:
         t = r["times"]
@@ -432,11 +471,14 @@ def format_table(results):
         for p in peers:
             row += (f"{_fmt_time(t[p]):>11} {t['cyprop'] / t[p]:6.2f} " if p in t
                     else f"{'-':>11} {'-':>6} ")
-        if "gemms" in t:
-            row += f"{_fmt_time(t['gemms']):>11} {t['cyprop'] / t['gemms']:6.2f}"
+        for p in floors:  # both or neither: a row without them ends early
+            if p in t:
+                row += f"{_fmt_time(t[p]):>11} {t['cyprop'] / t[p]:6.2f} "
         lines.append(row.rstrip())
-    lines.append("ratio = cyprop time / peer time (lower is better; < 1 means cyprop is faster);"
-                 " GEMMs = the step's matrix products alone in numpy.matmul")
+    lines.append("ratio = cyprop time / peer time (lower is better; < 1 means cyprop is faster)")
+    if floors:
+        lines.append("GEMMs = the step's matrix products alone in numpy.matmul; BLAS = the same"
+                     " in scipy.linalg.blas, the BLAS cyprop calls")
     if "jax" in peers:
         lines.append("jax: XLA sizes its own thread pool (all cores) whatever 'thr' says")
     return "\n".join(lines)
