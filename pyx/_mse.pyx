@@ -5,7 +5,10 @@ Design
 Flattened arrays (n,). The elements are cut into fixed chunks of ``CHUNK``
 (independent of the thread count); each chunk's sum of squares is accumulated
 in float64 by one thread into ``partial``, and the partials are added
-serially in order, so the loss is the same for any thread count.
+serially in order, so the loss is the same for any thread count. Within a
+chunk, ``cp_sq_diff`` (``_vecmath.h``, dispatched to AVX2 like the other
+spans) keeps 16 partial sums in a fixed order, so the adds do not wait on
+each other and the bits are the same on every CPU.
 grad = scale * 2 (pred - target), with scale 1/n for the mean, 1 for sum.
 """
 from cython cimport floating
@@ -19,18 +22,20 @@ cdef Py_ssize_t CHUNK = 8192
 cdef Py_ssize_t MIN_PARALLEL = 65536
 
 
+cdef extern from "_vecmath.h" nogil:
+    double cp_sq_diff_f32(const float* pred, const float* target, float* grad, Py_ssize_t n,
+                          float two_scale)
+    double cp_sq_diff_f64(const double* pred, const double* target, double* grad,
+                          Py_ssize_t n, double two_scale)
+
+
 cdef inline double mse_chunk(const floating* pred, const floating* target, floating* grad,
                              Py_ssize_t n, floating two_scale, bint need_grad) noexcept nogil:
     """Sum of (pred - target)^2 over n elements in float64; grad = two_scale * (pred - target)."""
-    cdef Py_ssize_t i
-    cdef double acc = 0
-    cdef floating d
-    for i in range(n):
-        d = pred[i] - target[i]
-        acc = acc + <double>d * d
-        if need_grad:
-            grad[i] = two_scale * d
-    return acc
+    if floating is float:
+        return cp_sq_diff_f32(pred, target, grad if need_grad else NULL, n, two_scale)
+    else:
+        return cp_sq_diff_f64(pred, target, grad if need_grad else NULL, n, two_scale)
 
 
 cdef double mse_impl(const floating* pred, const floating* target, floating* grad, Py_ssize_t n,

@@ -56,3 +56,16 @@ def test_identical_across_thread_counts(dtype):
 def test_empty(dtype):
     loss, g = F.mse_loss(np.zeros((0, 2), dtype), np.zeros((0, 2), dtype))
     assert np.isnan(loss) and g.shape == (0, 2)
+
+
+@pytest.mark.parametrize("which", ["pred", "target"])
+def test_grad_out_may_be_an_input(which, dtype, n_threads):
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal((70, 301)).astype(dtype)  # several chunks, and a tail
+    t = rng.standard_normal((70, 301)).astype(dtype)
+    want_loss, want_g = F.mse_loss(p, t)
+    p2, t2 = p.copy(), t.copy()
+    out = p2 if which == "pred" else t2
+    loss, g = F.mse_loss(p2, t2, grad_out=out)
+    assert g is out and loss == want_loss
+    np.testing.assert_array_equal(g, want_g)
