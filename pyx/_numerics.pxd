@@ -22,6 +22,10 @@ cdef extern from "_vecmath.h" nogil:
     void cp_act_backward_f64(const double* dy, const double* y, double* dx, Py_ssize_t n, int act)
     double cp_exp_shift_f32(const float* z, float m, float* e, Py_ssize_t n)
     double cp_exp_shift_f64(const double* z, double m, double* e, Py_ssize_t n)
+    double cp_target_dot_f32(const float* z, const float* t, float m, Py_ssize_t n,
+                             double* t_sum)
+    double cp_target_dot_f64(const double* z, const double* t, double m, Py_ssize_t n,
+                             double* t_sum)
     float cp_row_max_f32(const float* z, Py_ssize_t n)
     double cp_row_max_f64(const double* z, Py_ssize_t n)
     void cp_scale_f32(float* g, float a, Py_ssize_t n)
@@ -51,6 +55,15 @@ cdef inline void activation_backward_span(const floating* dy, const floating* y,
         cp_act_backward_f32(dy, y, dx, n, act)
     else:
         cp_act_backward_f64(dy, y, dx, n, act)
+
+
+cdef inline double target_dot(const floating* z, const floating* t, floating m, Py_ssize_t n,
+                              double* t_sum) noexcept nogil:
+    """sum_c t_c (m - z_c) over t_c != 0, and t_sum = sum_c t_c (both float64)."""
+    if floating is float:
+        return cp_target_dot_f32(z, t, m, n, t_sum)
+    else:
+        return cp_target_dot_f64(z, t, m, n, t_sum)
 
 
 cdef inline floating row_max(const floating* z, Py_ssize_t n) noexcept nogil:

@@ -30,7 +30,7 @@ from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
 from _arrays cimport data_of, fits, float_type
-from _numerics cimport exp_shift_sum, prefetch_span, row_max, scale_span
+from _numerics cimport exp_shift_sum, prefetch_span, row_max, scale_span, target_dot
 
 cdef Py_ssize_t MIN_PARALLEL = 16384   # elements below which one thread is faster
 cdef Py_ssize_t CHUNK = 32             # rows per deterministic partial loss sum
@@ -108,13 +108,11 @@ cdef inline double proba_row(const floating* z, const floating* t, floating* g,
     """Loss of one row with target probabilities t; writes its gradient to g."""
     cdef Py_ssize_t c
     cdef floating m = row_max(z, n_classes)
-    cdef double t_sum = 0, tz = 0, s, inv
+    cdef double t_sum, tz, s, inv
     # loss = sum_c t_c (lse - z_c) = T log(s) + sum_c t_c (m - z_c); read z before g
-    # is written (g may be z)
-    for c in range(n_classes):
-        t_sum = t_sum + t[c]
-        if t[c] != 0:  # zero target mass contributes nothing, even against a -inf logit
-            tz = tz + <double>t[c] * (<double>m - <double>z[c])
+    # is written (g may be z). Zero target mass contributes nothing, even against
+    # a -inf logit.
+    tz = target_dot(z, t, m, n_classes, &t_sum)
     s = exp_shift_sum(z, m, g, n_classes)
     inv = scale * t_sum / s
     for c in range(n_classes):

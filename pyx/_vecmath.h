@@ -251,6 +251,7 @@ typedef float cp_v8sf __attribute__((vector_size(32)));
 typedef int32_t cp_v8si __attribute__((vector_size(32)));
 typedef double cp_v4df __attribute__((vector_size(32)));
 typedef int64_t cp_v4di __attribute__((vector_size(32)));
+typedef float cp_v4sf __attribute__((vector_size(16)));
 /* acc = v > acc ? v : acc, lane-wise (all ones where v > acc; never for NaN) */
 #define CP_VMAX(VT, VI, acc, v)                                                        \
     do { VI sel_ = (v) > (acc); (acc) = (VT)((sel_ & (VI)(v)) | (~sel_ & (VI)(acc))); } while (0)
@@ -282,6 +283,65 @@ ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                   
     T m = -INFINITY; ptrdiff_t i;                                                      \
     for (i = 0; i < n; i++) m = z[i] > m ? z[i] : m;                                   \
     return m;                                                                          \
+}
+#endif
+
+/* CP_TARGET_DOT: see its use in CP_SPANS. With GCC or clang the 8 partial sums
+   are the lanes of a vector and the "t != 0" select a bitwise and with the
+   compare's mask (as a scalar select, gcc compiled it to branches, 3x slower);
+   other compilers get the same sums, lane for lane, as a scalar loop. */
+#define CP_TARGET_DOT_TAIL                                                             \
+    for (; i < n; i++) {                                                               \
+        double tk = (double)t[i], term = tk * ((double)m - (double)z[i]);              \
+        ts[0] += tk;                                                                   \
+        tz[0] += t[i] != 0 ? term : 0.0;                                               \
+    }                                                                                  \
+    *t_sum = ((ts[0] + ts[4]) + (ts[1] + ts[5])) + ((ts[2] + ts[6]) + (ts[3] + ts[7])); \
+    return ((tz[0] + tz[4]) + (tz[1] + tz[5])) + ((tz[2] + tz[6]) + (tz[3] + tz[7]));
+#if defined(__GNUC__)
+/* lanes 0-3 and 4-7 of the 8 partial sums, from elements i..i+3 and i+4..i+7 */
+#define CP_TARGET_DOT_HALF(LT, OFF, TS, TZ)                                            \
+    do {                                                                               \
+        LT tv_, zv_; cp_v4df td_, term_;                                               \
+        memcpy(&tv_, t + i + OFF, sizeof tv_);                                         \
+        memcpy(&zv_, z + i + OFF, sizeof zv_);                                         \
+        td_ = __builtin_convertvector(tv_, cp_v4df);                                   \
+        term_ = td_ * (md - __builtin_convertvector(zv_, cp_v4df));                    \
+        TS += td_;                                                                     \
+        TZ += (cp_v4df)((cp_v4di)term_ & (cp_v4di)(td_ != 0));                         \
+    } while (0)
+#define CP_TARGET_DOT(T, NAME, LT, SFX, ATTR)                                          \
+ATTR static double cp_target_dot_##NAME##SFX(const T *z, const T *t, T m, ptrdiff_t n, \
+                                             double *t_sum)                            \
+{                                                                                      \
+    cp_v4df ts_lo = {0, 0, 0, 0}, ts_hi = ts_lo, tz_lo = ts_lo, tz_hi = ts_lo;         \
+    cp_v4df md = ts_lo + (double)m;                                                    \
+    double ts[8], tz[8];                                                               \
+    ptrdiff_t i;                                                                       \
+    int k;                                                                             \
+    for (i = 0; i + 8 <= n; i += 8) {                                                  \
+        CP_TARGET_DOT_HALF(LT, 0, ts_lo, tz_lo);                                       \
+        CP_TARGET_DOT_HALF(LT, 4, ts_hi, tz_hi);                                       \
+    }                                                                                  \
+    for (k = 0; k < 4; k++) {                                                          \
+        ts[k] = ts_lo[k]; ts[k + 4] = ts_hi[k]; tz[k] = tz_lo[k]; tz[k + 4] = tz_hi[k]; \
+    }                                                                                  \
+    CP_TARGET_DOT_TAIL                                                                 \
+}
+#else
+#define CP_TARGET_DOT(T, NAME, VT, SFX, ATTR)                                          \
+ATTR static double cp_target_dot_##NAME##SFX(const T *z, const T *t, T m, ptrdiff_t n, \
+                                             double *t_sum)                            \
+{                                                                                      \
+    double ts[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tz[8] = {0, 0, 0, 0, 0, 0, 0, 0};         \
+    ptrdiff_t i, k;                                                                    \
+    for (i = 0; i + 8 <= n; i += 8)                                                    \
+        for (k = 0; k < 8; k++) {                                                      \
+            double tk = (double)t[i + k], term = tk * ((double)m - (double)z[i + k]);  \
+            ts[k] += tk;                                                               \
+            tz[k] += t[i + k] != 0 ? term : 0.0;                                       \
+        }                                                                              \
+    CP_TARGET_DOT_TAIL                                                                 \
 }
 #endif
 
@@ -356,6 +416,12 @@ ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, p
     for (; i < n; i++) acc[0] += e[i];                                                 \
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
 }                                                                                      \
+/* A softmax-CE row's probability-target sums, in float64 with 8 partial sums    \
+   each (added in a fixed order): *t_sum = sum_i t[i]; returns sum_i t[i] (m - z[i]) \
+   over t[i] != 0 (zero target mass adds nothing, even against a -inf logit;    \
+   a NaN target is != 0 and propagates). */                                      \
+CP_TARGET_DOT(float, f32, cp_v4sf, SFX, ATTR)                                          \
+CP_TARGET_DOT(double, f64, cp_v4df, SFX, ATTR)                                       \
 CP_ROW_MAX(float, f32, cp_v8sf, cp_v8si, 8, SFX, ATTR)                                 \
 CP_ROW_MAX(double, f64, cp_v4df, cp_v4di, 4, SFX, ATTR)                                \
 /* g[:n] *= a (in the data's dtype) */                                                 \
@@ -495,6 +561,12 @@ static inline double cp_exp_shift_f32(const float *z, float m, float *e, ptrdiff
 { return CP_DISPATCH(cp_exp_shift_f32, (z, m, e, n)); }
 static inline double cp_exp_shift_f64(const double *z, double m, double *e, ptrdiff_t n)
 { return CP_DISPATCH(cp_exp_shift_f64, (z, m, e, n)); }
+static inline double cp_target_dot_f32(const float *z, const float *t, float m, ptrdiff_t n,
+                                       double *t_sum)
+{ return CP_DISPATCH(cp_target_dot_f32, (z, t, m, n, t_sum)); }
+static inline double cp_target_dot_f64(const double *z, const double *t, double m, ptrdiff_t n,
+                                       double *t_sum)
+{ return CP_DISPATCH(cp_target_dot_f64, (z, t, m, n, t_sum)); }
 static inline float cp_row_max_f32(const float *z, ptrdiff_t n)
 { return CP_DISPATCH(cp_row_max_f32, (z, n)); }
 static inline double cp_row_max_f64(const double *z, ptrdiff_t n)

@@ -1,4 +1,5 @@
-"""Fused softmax + cross-entropy (forward and gradient together), and MSE."""
+"""Fused softmax + cross-entropy (forward and gradient together; class-index and
+probability targets), and MSE."""
 import numpy as np
 
 from cyprop import functional as F
@@ -14,10 +15,15 @@ class SoftmaxCrossEntropy:
         use_threads(threads)
         self.z = rand((batch, classes), dtype, 0, scale=3.0)
         self.t = np.random.default_rng(1).integers(0, classes, batch)
+        p = np.random.default_rng(2).random((batch, classes))
+        self.p = (p / p.sum(axis=1, keepdims=True)).astype(dtype)  # soft targets
         self.g = np.empty_like(self.z)
 
     def time_forward_backward(self, dtype, batch, classes, threads):
         F.softmax_cross_entropy(self.z, self.t, grad_out=self.g)
+
+    def time_forward_backward_proba(self, dtype, batch, classes, threads):
+        F.softmax_cross_entropy(self.z, self.p, grad_out=self.g)
 
     def time_softmax(self, dtype, batch, classes, threads):
         F.softmax(self.z, out=self.g)
