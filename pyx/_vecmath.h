@@ -236,6 +236,14 @@ static inline void cp_prefetch(const void *p, ptrdiff_t bytes)
 }
 
 /* ------------------------------------------------------------ span loops */
+/* The reductions below keep 8 float64 partial sums (lanes k = 0..7, added to in
+   order); this adds them in one fixed order, so every copy of a loop and every
+   thread count gives the same total. */
+static inline double cp_sum8(const double *acc)
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 /* The largest non-NaN element of z[:n] (-inf if there is none). With GCC or
    clang it is kept lane-wise in four 32-byte vectors: "m = z > m ? z : m" as
    a compare and a bitwise select, which vectorizes without -ffast-math (gcc
@@ -296,8 +304,8 @@ ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                   
         ts[0] += tk;                                                                   \
         tz[0] += t[i] != 0 ? term : 0.0;                                               \
     }                                                                                  \
-    *t_sum = ((ts[0] + ts[4]) + (ts[1] + ts[5])) + ((ts[2] + ts[6]) + (ts[3] + ts[7])); \
-    return ((tz[0] + tz[4]) + (tz[1] + tz[5])) + ((tz[2] + tz[6]) + (tz[3] + tz[7]));
+    *t_sum = cp_sum8(ts);                                                              \
+    return cp_sum8(tz);
 #if defined(__GNUC__)
 /* lanes 0-3 and 4-7 of the 8 partial sums, from elements i..i+3 and i+4..i+7 */
 #define CP_TARGET_DOT_HALF(LT, OFF, TS, TZ)                                            \
@@ -405,7 +413,7 @@ ATTR static double cp_exp_shift_f32##SFX(const float *z, float m, float *e, ptrd
     for (; i + 8 <= n; i += 8)                                                         \
         for (k = 0; k < 8; k++) acc[k] += (double)e[i + k];                            \
     for (; i < n; i++) acc[0] += (double)e[i];                                         \
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+    return cp_sum8(acc);                                                               \
 }                                                                                      \
 ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, ptrdiff_t n) \
 {                                                                                      \
@@ -415,7 +423,7 @@ ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, p
     for (i = 0; i + 8 <= n; i += 8)                                                    \
         for (k = 0; k < 8; k++) acc[k] += e[i + k];                                    \
     for (; i < n; i++) acc[0] += e[i];                                                 \
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+    return cp_sum8(acc);                                                               \
 }                                                                                      \
 /* A softmax-CE row's probability-target sums, in float64 with 8 partial sums          \
    each (added in a fixed order): *t_sum = sum_i t[i]; returns sum_i t[i] (m - z[i])   \
@@ -508,7 +516,7 @@ ATTR static double cp_sq_diff_##NAME##SFX(const T *pred, const T *target, T *gra
     if (grad != NULL)                                                                  \
         for (i = 0; i < n; i++) grad[i] = two_scale * (pred[i] - target[i]);           \
     for (k = 0; k < 8; k++) acc[k] += acc[k + 8];                                      \
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+    return cp_sum8(acc);                                                               \
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CYPROP_NO_DISPATCH)
