@@ -209,8 +209,9 @@ def blas_gemms_step(sizes, batch, dtype):
         # row-major out = a @ b is column-major out^T = b^T @ a^T; an operand
         # that is not Fortran-ordered is passed as its transpose (which is),
         # with the trans flag set, so that f2py copies nothing
-        ops = [(m, 0) if m.flags.f_contiguous else (m.T, 1) for m in (b.T, a.T)]
-        calls.append((ops[0][0], ops[1][0], ops[0][1], ops[1][1], out.T))
+        (A, trans_a), (B, trans_b) = [(m, 0) if m.flags.f_contiguous else (m.T, 1)
+                                      for m in (b.T, a.T)]
+        calls.append((A, B, trans_a, trans_b, out.T))
 
     def step():
         for A, B, trans_a, trans_b, c in calls:
