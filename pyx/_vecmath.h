@@ -53,22 +53,54 @@ static inline float cp_expf_clamp(float x)
     return CP_EXPF_MAX < xc ? CP_EXPF_MAX : xc;
 }
 
-/* exp(xc) for xc already clamped (cp_expf_clamp): 2^n exp(r) */
-static inline float cp_expf_core(float xc)
+/* r = xc - n ln 2 with n = round(xc / ln 2), for xc already clamped
+   (cp_expf_clamp); sets *n */
+static inline float cp_expf_reduce(float xc, int32_t *n)
 {
     const float magic = 12582912.0f;                     /* 1.5 * 2^23 */
     float t = xc * 1.44269504088896341f + magic;         /* round(x / ln2) in the low bits */
-    int32_t n = (int32_t)(cp_bits_from_f32(t) - cp_bits_from_f32(magic));
     float fn = t - magic;
+    *n = (int32_t)(cp_bits_from_f32(t) - cp_bits_from_f32(magic));
     float r = xc - fn * 0.693359375f;
-    r = r - fn * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    return r - fn * -2.12194440e-4f;
+}
+
+/* exp(r) for |r| <= ln2 / 2: the Cephes polynomial 1 + r + r^2 q(r), q of
+   degree 5 in Horner's form */
+static inline float cp_expf_poly(float r)
+{
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    return q * (r * r) + r + 1.0f;
+}
+
+/* The same polynomial by Estrin's scheme, q = (c0 + c1 r) + r^2 ((c2 + c3 r)
+   + r^2 (c4 + c5 r)): 3 dependent multiply-adds after r^2 where Horner's
+   form has 5, for the same work. The softmax exp loop is bound by that
+   chain (its latency over the iterations the out-of-order window holds),
+   and runs 10% faster with it (1.03 ulp at most against 1.01, every float
+   in [-86.5, 0]). sigmoid, bound by its division, ran 4-10% slower with it:
+   it keeps Horner's form. */
+static inline float cp_expf_poly_estrin(float r)
+{
+    float r2 = r * r;
+    float a = 1.6666665459e-1f * r + 5.0000001201e-1f;
+    float b = 8.3334519073e-3f * r + 4.1665795894e-2f;
+    float c = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    float q = (c * r2 + b) * r2 + a;
+    return q * r2 + r + 1.0f;
+}
+
+/* exp(xc) for xc already clamped (cp_expf_clamp): 2^n exp(r), scaled by
+   2^(n-1) and then 2, as 2^n itself is +inf for n = 128 */
+static inline float cp_expf_core(float xc)
+{
+    int32_t n;
+    float p = cp_expf_poly(cp_expf_reduce(xc, &n));
     float scale = cp_f32_from_bits((uint32_t)(n + 126) << 23);   /* 2^(n-1) */
     return p * scale * 2.0f;
 }
@@ -82,11 +114,14 @@ static inline float cp_expf(float x)
     return x < CP_EXPF_MIN ? 0.0f : res;
 }
 
-/* cp_expf for x <= 0, -inf or NaN (softmax's z - max): the same values with
-   no overflow to clamp or select, 15% faster in the softmax loop */
+/* cp_expf for x <= 0, -inf or NaN (softmax's z - max): no overflow to clamp
+   or select (15% faster in the softmax loop), and -125 <= n <= 0, so 2^n is
+   a normal float and scales in one multiply */
 static inline float cp_expf_nonpos(float x)
 {
-    float res = cp_expf_core(CP_EXPF_MIN > x ? CP_EXPF_MIN : x);
+    int32_t n;
+    float p = cp_expf_poly_estrin(cp_expf_reduce(CP_EXPF_MIN > x ? CP_EXPF_MIN : x, &n));
+    float res = p * cp_f32_from_bits((uint32_t)(n + 127) << 23);   /* 2^n */
     return x < CP_EXPF_MIN ? 0.0f : res;
 }
 
