@@ -307,11 +307,12 @@ typedef float cp_v4sf __attribute__((vector_size(16)));
 /* acc = v > acc ? v : acc, lane-wise (all ones where v > acc; never for NaN) */
 #define CP_VMAX(VT, VI, acc, v)                                                        \
     do { VI sel_ = (v) > (acc); (acc) = (VT)((sel_ & (VI)(v)) | (~sel_ & (VI)(acc))); } while (0)
+/* CP_VMAX_<dtype><copy>: the select each copy of CP_ROW_MAX uses */
 #define CP_VMAX_f32_base(acc, v) CP_VMAX(cp_v8sf, cp_v8si, acc, v)
 #define CP_VMAX_f64_base(acc, v) CP_VMAX(cp_v4df, cp_v4di, acc, v)
 #define CP_VMAX_f32_avx2(acc, v) ((acc) = (cp_v8sf)_mm256_max_ps((__m256)(v), (__m256)(acc)))
 #define CP_VMAX_f64_avx2(acc, v) ((acc) = (cp_v4df)_mm256_max_pd((__m256d)(v), (__m256d)(acc)))
-#define CP_ROW_MAX(T, NAME, VT, VI, L, SFX, ATTR)                                      \
+#define CP_ROW_MAX(T, NAME, VT, L, SFX, ATTR)                                          \
 ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                          \
 {                                                                                      \
     VT m0, m1, m2, m3, v0, v1, v2, v3; T m = -INFINITY; ptrdiff_t i; int k;            \
@@ -333,7 +334,7 @@ ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                   
     return m;                                                                          \
 }
 #else
-#define CP_ROW_MAX(T, NAME, VT, VI, L, SFX, ATTR)                                      \
+#define CP_ROW_MAX(T, NAME, VT, L, SFX, ATTR)                                          \
 ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                          \
 {                                                                                      \
     T m = -INFINITY; ptrdiff_t i;                                                      \
@@ -479,8 +480,8 @@ ATTR static double cp_exp_shift_f64##SFX(const double *z, double m, double *e, p
    a NaN target is != 0 and propagates). */                                            \
 CP_TARGET_DOT(float, f32, cp_v4sf, SFX, ATTR)                                          \
 CP_TARGET_DOT(double, f64, cp_v4df, SFX, ATTR)                                         \
-CP_ROW_MAX(float, f32, cp_v8sf, cp_v8si, 8, SFX, ATTR)                                 \
-CP_ROW_MAX(double, f64, cp_v4df, cp_v4di, 4, SFX, ATTR)                                \
+CP_ROW_MAX(float, f32, cp_v8sf, 8, SFX, ATTR)                                          \
+CP_ROW_MAX(double, f64, cp_v4df, 4, SFX, ATTR)                                         \
 /* g[:n] *= a (in the data's dtype) */                                                 \
 ATTR static void cp_scale_f32##SFX(float *g, float a, ptrdiff_t n)                    \
 { ptrdiff_t i; for (i = 0; i < n; i++) g[i] *= a; }                                    \
