@@ -66,15 +66,23 @@ static inline float cp_expf_reduce(float xc, int32_t *n)
 }
 
 /* exp(r) for |r| <= ln2 / 2: the Cephes polynomial 1 + r + r^2 q(r), q of
-   degree 5 in Horner's form */
+   degree 5 with these coefficients (c0 first) */
+#define CP_EXPF_C0 5.0000001201e-1f
+#define CP_EXPF_C1 1.6666665459e-1f
+#define CP_EXPF_C2 4.1665795894e-2f
+#define CP_EXPF_C3 8.3334519073e-3f
+#define CP_EXPF_C4 1.3981999507e-3f
+#define CP_EXPF_C5 1.9875691500e-4f
+
+/* ... in Horner's form */
 static inline float cp_expf_poly(float r)
 {
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
+    float q = CP_EXPF_C5;
+    q = q * r + CP_EXPF_C4;
+    q = q * r + CP_EXPF_C3;
+    q = q * r + CP_EXPF_C2;
+    q = q * r + CP_EXPF_C1;
+    q = q * r + CP_EXPF_C0;
     return q * (r * r) + r + 1.0f;
 }
 
@@ -88,9 +96,9 @@ static inline float cp_expf_poly(float r)
 static inline float cp_expf_poly_estrin(float r)
 {
     float r2 = r * r;
-    float a = 1.6666665459e-1f * r + 5.0000001201e-1f;
-    float b = 8.3334519073e-3f * r + 4.1665795894e-2f;
-    float c = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    float a = CP_EXPF_C1 * r + CP_EXPF_C0;
+    float b = CP_EXPF_C3 * r + CP_EXPF_C2;
+    float c = CP_EXPF_C5 * r + CP_EXPF_C4;
     float q = (c * r2 + b) * r2 + a;
     return q * r2 + r + 1.0f;
 }
