@@ -134,6 +134,24 @@ def test_empty_batch(dtype):
     assert loss == 0
 
 
+def test_row_sums_logged_as_products_flushed_at_any_point(dtype, n_threads):
+    # with class indices each chunk of rows logs the product of its rows' sums
+    # of exp(z - max), flushed into the loss whenever it passes a limit; a
+    # limit of 1 flushes after every row, the largest possible limit never
+    from cyprop import _softmax_ce
+    z = _logits((65, 257), dtype, seed=6)
+    t = np.random.default_rng(7).integers(0, 257, 65)
+    want, _ = R.softmax_cross_entropy(z, t, reduction="sum")
+    losses = []
+    for limit in (1.0, np.finfo(np.float64).max):
+        old = _softmax_ce._set_log_flush(limit)
+        try:
+            losses.append(F.softmax_cross_entropy(z, t, reduction="sum")[0])
+        finally:
+            _softmax_ce._set_log_flush(old)
+    np.testing.assert_allclose(losses, want, rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
 @pytest.mark.parametrize("kind", ["index", "proba"])
 def test_identical_across_thread_counts(kind, dtype):
     z = _logits((500, 300), dtype, seed=5)
