@@ -16,10 +16,11 @@ def test_bench_kernels_table_json_and_plot(tmp_path, capsys):
     assert bench.main(args) == 0
     text = capsys.readouterr().out
     assert "softmax-CE fwd+bwd" in text and "ratio" in text
-    assert "GEMMs" not in text and "BLAS" not in text  # no GEMM-bound step, no floor columns
+    assert "GEMMs" not in text and "BLAS" not in text  # no GEMM-bound step, no GEMM floors
+    assert "stream = " in text  # but every kernel has its memory floor
     results = json.loads(out.read_text())
     assert {r["case"].split()[0] for r in results} >= {"relu", "sigmoid", "tanh", "softmax-CE"}
-    assert all(r["times"]["cyprop"] > 0 and r["times"]["numpy"] > 0 for r in results)
+    assert all(r["times"][p] > 0 for r in results for p in ("cyprop", "numpy", "stream"))
     assert plot.stat().st_size > 1000
 
 
@@ -66,3 +67,27 @@ def test_both_gemm_floors_compute_the_step_products(dtype):
     for W in bench._init(sizes, dtype)[0]:
         h = h @ W
     np.testing.assert_allclose(theirs.outputs[2], h, rtol=rtol)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_stream_floor_moves_the_kernels_bytes(direction):
+    """The stream column reads the kernel's inputs and writes its output, in place."""
+    x, dy = bench._kernel_data(np.float32, shape=(5, 3))
+    y = np.maximum(x, 0)
+    inputs, expected = ((x,), -x) if direction == "forward" else ((dy, y), dy * y)
+    out = np.full_like(x, np.nan)
+    bench.stream_step(inputs, out)()
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_floor_columns_stay_aligned_in_a_mixed_table():
+    """A row without an earlier floor gets a '-' there, so its later floor stays in its column."""
+    rows = [{"case": "step", "dtype": "float32", "threads": 1,
+             "times": {"cyprop": 2.0, "numpy": 4.0, "gemms": 1.0, "blas": 1.6}},
+            {"case": "relu", "dtype": "float32", "threads": 1,
+             "times": {"cyprop": 1.0, "numpy": 2.0, "stream": 0.8}}]
+    lines = bench.format_table(rows).splitlines()
+    head, step, relu = lines[0], lines[2], lines[3]
+    assert head.split()[-2:] == ["stream", "ratio"]
+    assert len(relu) == len(head) and relu.split()[-2:] == ["ms", "1.25"]
+    assert step.split()[-2:] == ["ms", "1.25"] and len(step) < len(head)

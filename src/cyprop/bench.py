@@ -7,7 +7,10 @@ machine. PyTorch and JAX are used when installed. For the training steps big
 enough to be bound by their matrix products the table also gives the time the
 same GEMMs take alone in ``numpy.matmul`` in the same run (the machine's limit
 for that step) and in ``scipy.linalg.blas`` (the limit for cyprop, whose
-kernels call SciPy's BLAS: its own OpenBLAS build, not always as fast).
+kernels call SciPy's BLAS: its own OpenBLAS build, not always as fast). For
+each kernel it gives the time a NumPy loop that computes next to nothing takes
+on the same bytes (``stream``: ``out = -x``, or ``out = dy * y`` for the
+backward passes, which read two arrays): a kernel near it is bound by memory.
 
 The training step is what a user writes with each library's public API:
 cyprop ``loss = loss_fn(model(x), y); model.backward(loss_fn.backward());
@@ -252,6 +255,7 @@ def kernel_cases(name, direction, dtype):
                   "sigmoid": lambda: aten.sigmoid_backward(tdy, ty),
                   "tanh": lambda: aten.tanh_backward(tdy, ty)}[name]
             steps["torch"] = tb
+    steps["stream"] = stream_step((x,) if direction == "forward" else (dy, y), out)
     return steps
 
 
@@ -271,7 +275,23 @@ def ce_cases(dtype):
             torch.nn.functional.cross_entropy(zz, tt).backward()
             return zz.grad
         steps["torch"] = torch_ce
+    steps["stream"] = stream_step((z,), g)
     return steps
+
+
+def stream_step(inputs, out):
+    """A kernel at memory speed, as NumPy runs it: a loop that computes next to nothing.
+
+    ``out = -a`` for one input, ``out = a * b`` for two: vectorized loops that
+    read the kernel's inputs and write its output once, into the same
+    preallocated array, and compute next to nothing. (``np.copyto``, which
+    calls glibc's ``memmove``, is no floor: it ran 8-18% slower than these
+    loops on (4096, 1024) on the machine the README's numbers come from.)
+    """
+    if len(inputs) == 1:
+        return lambda: np.negative(inputs[0], out=out)
+    a, b = inputs
+    return lambda: np.multiply(a, b, out=out)
 
 
 # --------------------------------------------------------------------------
@@ -456,12 +476,12 @@ def _fmt_time(s):
     return f"{s * 1e3:8.2f} ms"
 
 
-_FLOOR_NAMES = {"gemms": "GEMMs", "blas": "BLAS"}
+_FLOOR_NAMES = {"gemms": "GEMMs", "blas": "BLAS", "stream": "stream"}
 
 
 def format_table(results):
     peers = [p for p in ("numpy", "torch", "jax") if any(p in r["times"] for r in results)]
-    floors = [p for p in ("gemms", "blas") if any(p in r["times"] for r in results)]
+    floors = [p for p in _FLOOR_NAMES if any(p in r["times"] for r in results)]
     head = (f"{'case':<38} {'dtype':<8} {'thr':>3} {'cyprop':>11} "
             + " ".join(f"{p:>11} {'ratio':>6}" for p in peers)
             + "".join(f" {_FLOOR_NAMES[p]:>11} {'ratio':>6}" for p in floors))
@@ -472,14 +492,19 @@ def format_table(results):
         for p in peers:
             row += (f"{_fmt_time(t[p]):>11} {t['cyprop'] / t[p]:6.2f} " if p in t
                     else f"{'-':>11} {'-':>6} ")
-        for p in floors:  # both or neither: a row without them ends early
+        for i, p in enumerate(floors):  # a row ends after the last floor it has
             if p in t:
                 row += f"{_fmt_time(t[p]):>11} {t['cyprop'] / t[p]:6.2f} "
+            elif any(q in t for q in floors[i + 1:]):
+                row += f"{'-':>11} {'-':>6} "
         lines.append(row.rstrip())
     lines.append("ratio = cyprop time / peer time (lower is better; < 1 means cyprop is faster)")
-    if floors:
+    if "gemms" in floors:
         lines.append("GEMMs = the step's matrix products alone in numpy.matmul; BLAS = the same"
                      " in scipy.linalg.blas, the BLAS cyprop calls")
+    if "stream" in floors:
+        lines.append("stream = a one-thread NumPy loop on the kernel's bytes that computes next to"
+                     " nothing (out = -x; out = dy * y backward): near 1 at 1 thread, memory-bound")
     if "jax" in peers:
         lines.append("jax: XLA sizes its own thread pool (all cores) whatever 'thr' says")
     return "\n".join(lines)
