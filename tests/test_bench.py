@@ -1,4 +1,4 @@
-"""The comparison script runs, prints its table, writes JSON and a plot."""
+"""The comparison script runs, prints its tables, writes JSON and a plot."""
 import json
 
 import numpy as np
@@ -91,3 +91,17 @@ def test_floor_columns_stay_aligned_in_a_mixed_table():
     assert head.split()[-2:] == ["stream", "ratio"]
     assert len(relu) == len(head) and relu.split()[-2:] == ["ms", "1.25"]
     assert step.split()[-2:] == ["ms", "1.25"] and len(step) < len(head)
+
+
+def test_steps_and_kernels_print_as_two_tables(capsys, monkeypatch):
+    """Each table carries only its own columns: the kernels' rows no '-' for jax or GEMMs."""
+    rows = [{"case": "step mlp", "dtype": "float32", "threads": 1,
+             "times": {"cyprop": 2.0, "numpy": 4.0, "jax": 3.0, "gemms": 1.0, "blas": 1.6}},
+            {"case": "relu forward", "dtype": "float32", "threads": 1,
+             "times": {"cyprop": 1.0, "numpy": 2.0, "stream": 0.8}}]
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: rows)
+    assert bench.main(["--only", "train"]) == 0
+    tables = capsys.readouterr().out.split("\n\n")
+    assert len(tables) == 2
+    assert "jax" in tables[0] and "stream" not in tables[0] and "relu" not in tables[0]
+    assert "jax" not in tables[1] and "GEMMs" not in tables[1] and " - " not in tables[1]

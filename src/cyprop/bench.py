@@ -566,8 +566,11 @@ def main(argv=None):
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None))
     results = run(threads, dtypes, which, args.repeats, args.target, args.settle)
+    # training steps and kernels in tables of their own: each gets only its columns
+    tables = [[r for r in results if r["case"].startswith("step")],
+              [r for r in results if not r["case"].startswith("step")]]
     if results:
-        print(format_table(results))
+        print("\n\n".join(format_table(t) for t in tables if t))
     if "sklearn" in which:
         if _optional("sklearn") is None:
             print("scikit-learn is not installed: digits comparison skipped")
