@@ -284,9 +284,9 @@ def stream_step(inputs, out):
 
     ``out = -a`` for one input, ``out = a * b`` for two: vectorized loops that
     read the kernel's inputs and write its output once, into the same
-    preallocated array, and compute next to nothing. (``np.copyto``, which
-    calls glibc's ``memmove``, is no floor: it ran 8-18% slower than these
-    loops on (4096, 1024) on the machine the README's numbers come from.)
+    preallocated array. (``np.copyto``, which calls glibc's ``memmove``, is
+    no floor: it ran 8-18% slower than these loops on (4096, 1024) on the
+    machine the README's numbers come from.)
     """
     if len(inputs) == 1:
         return lambda: np.negative(inputs[0], out=out)
