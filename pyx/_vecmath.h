@@ -27,7 +27,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+/* x86 with GCC or clang: every span loop is built twice, a baseline and an
+   AVX2 copy, and dispatched at run time (see CP_DISPATCH) */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CYPROP_NO_DISPATCH)
+#define CP_X86_DISPATCH 1
 #include <immintrin.h>   /* for the AVX2 copies' max (see CP_ROW_MAX) */
 #endif
 
@@ -583,7 +586,7 @@ ATTR static double cp_sq_diff_##NAME##SFX(const T *pred, const T *target, T *gra
     return cp_sum8(acc);                                                               \
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CYPROP_NO_DISPATCH)
+#ifdef CP_X86_DISPATCH
 CP_SPANS(_base, )
 CP_SPANS(_avx2, __attribute__((target("avx2,fma"))))
 CP_OPT_SPANS(float, f32, sqrtf, _base, )
