@@ -397,7 +397,7 @@ ATTR static double cp_target_dot_##NAME##SFX(const T *z, const T *t, T m, ptrdif
     CP_TARGET_DOT_TAIL                                                                 \
 }
 #else
-#define CP_TARGET_DOT(T, NAME, VT, SFX, ATTR)                                          \
+#define CP_TARGET_DOT(T, NAME, LT, SFX, ATTR)                                          \
 ATTR static double cp_target_dot_##NAME##SFX(const T *z, const T *t, T m, ptrdiff_t n, \
                                              double *t_sum)                            \
 {                                                                                      \
