@@ -105,3 +105,32 @@ def test_steps_and_kernels_print_as_two_tables(capsys, monkeypatch):
     assert len(tables) == 2
     assert "jax" in tables[0] and "stream" not in tables[0] and "relu" not in tables[0]
     assert "jax" not in tables[1] and "GEMMs" not in tables[1] and " - " not in tables[1]
+
+
+def test_thread_scaling_table_interleaves_one_and_more_threads(capsys, monkeypatch):
+    """With 1 and n threads asked for, the compute-bound kernels get a speed-up table of their own."""
+    seen = []
+    real_threads = bench.cyprop.threads
+
+    def spying_threads(n):
+        seen.append(n)
+        return real_threads(n)
+    monkeypatch.setattr(bench.cyprop, "threads", spying_threads)
+    results = bench.run(threads=(1, 2), dtypes=(np.float32,), which=("kernels",), repeats=3,
+                        target=0.0005, settle=0.0, progress=False)
+    scaling = [r for r in results if "scaling" in r]
+    assert [r["case"].split()[0] for r in scaling] == ["sigmoid", "tanh", "softmax-CE"]
+    assert all(r["threads"] == 2 and set(r["scaling"]) == {"1", "2"}
+               and min(r["scaling"].values()) > 0 for r in scaling)
+    # the kernel table's two blocks, then per case: calibration and 3 samples
+    # at each count, alternating
+    assert seen == [1, 2] + [1, 2] * (1 + 3) * len(scaling)
+    text = bench.format_scaling(scaling)
+    assert "2 threads" in text and "speed-up" in text
+    assert len(text.splitlines()) == 2 + len(scaling) + 1
+
+
+def test_no_scaling_table_without_one_thread():
+    results = bench.run(threads=(2,), dtypes=(np.float32,), which=("kernels",), repeats=1,
+                        target=0.0001, progress=False)
+    assert results and not any("scaling" in r for r in results)

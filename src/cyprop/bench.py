@@ -11,6 +11,9 @@ kernels call SciPy's BLAS: its own OpenBLAS build, not always as fast). For
 each kernel it gives the time a NumPy loop that computes next to nothing takes
 on the same bytes (``stream``: ``out = -x``, or ``out = dy * y`` for the
 backward passes, which read two arrays): a kernel near it is bound by memory.
+The compute-bound kernels' thread scaling is timed apart, cyprop at 1 thread
+and at n interleaved in one measurement: the two kernel tables are minutes
+apart, and the machine can be busier in one than in the other.
 
 The training step is what a user writes with each library's public API:
 cyprop ``loss = loss_fn(model(x), y); model.backward(loss_fn.backward());
@@ -19,6 +22,7 @@ opt.step()``; JAX a ``jax.jit``-compiled ``value_and_grad`` + SGD update; NumPy
 the same math through :mod:`cyprop.reference`.
 """
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -307,28 +311,34 @@ def _calibrate(fn, target):
     return max(1, int(target / once))
 
 
-def measure(steps, repeats, target, settle=0.0):
+def measure(steps, repeats, target, settle=0.0, contexts=None):
     """Median seconds per call of each step, peers interleaved.
 
     ``settle`` seconds of sleep follow each sample, so that thread pools left
     spinning by one peer do not slow the next; each sample then starts with
     untimed warm-up calls (a tenth of its calls), so that no peer is timed
-    cold (threads asleep, cores idle) after the pause.
+    cold (threads asleep, cores idle) after the pause. ``contexts`` maps a
+    step's key to a context manager factory entered around each of its
+    samples, outside the timed calls (``cyprop.threads(n)``, which costs far
+    more than a call, for the scaling table).
     """
+    contexts = contexts or {}
     numbers = {}
     for k, f in steps.items():
-        numbers[k] = _calibrate(f, target)
+        with contexts.get(k, contextlib.nullcontext)():
+            numbers[k] = _calibrate(f, target)
         time.sleep(settle)
     samples = {k: [] for k in steps}
     for _ in range(repeats):
         for k, f in steps.items():
             n = numbers[k]
-            for _ in range(max(1, n // 10) if settle else 0):
-                f()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                f()
-            samples[k].append((time.perf_counter() - t0) / n)
+            with contexts.get(k, contextlib.nullcontext)():
+                for _ in range(max(1, n // 10) if settle else 0):
+                    f()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    f()
+                samples[k].append((time.perf_counter() - t0) / n)
             time.sleep(settle)
     return {k: statistics.median(v) for k, v in samples.items()}
 
@@ -361,6 +371,19 @@ def build_cases(dtypes, which):
                 for direction in ("forward", "backward"):
                     yield f"{name} {direction} {KERNEL_SHAPE}", dtype, kernel_cases(name, direction, dtype)
             yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
+
+
+def scaling_cases(dtypes):
+    """(case name, dtype, cyprop step) for the compute-bound kernels, whose thread scaling counts.
+
+    The activation backward passes and ReLU are left out: they are bound by
+    memory, which a second core does not double.
+    """
+    for dtype in dtypes:
+        for name in ("sigmoid", "tanh"):
+            yield (f"{name} forward {KERNEL_SHAPE}", dtype,
+                   kernel_cases(name, "forward", dtype)["cyprop"])
+        yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)["cyprop"]
 
 
 def sklearn_digits(threads, repeats=3, max_iter=50, settle=0.15):
@@ -450,22 +473,34 @@ def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernel
     """Run the benchmark; return a list of result dicts (times in seconds)."""
     results = []
     cases = list(build_cases(dtypes, which))
-    if not cases:
-        return []
-    total = len(cases) * len(threads)
+    # thread scaling: 1 and the most threads asked for, interleaved in one measurement
+    most = max(threads)
+    scaling = (list(scaling_cases(dtypes)) if "kernels" in which and 1 in threads and most > 1
+               else [])
+    total = len(cases) * len(threads) + len(scaling)
     done = 0
+
+    def report(name, dtype, what):
+        if progress:
+            print(f"\r[{done}/{total}] {name} {np.dtype(dtype).name} {what}" + " " * 20,
+                  end="", file=sys.stderr, flush=True)
     for n in threads:
         with cyprop.threads(n):
             _set_threads(n)
             for name, dtype, steps in cases:
                 done += 1
-                if progress:
-                    print(f"\r[{done}/{total}] {name} {np.dtype(dtype).name} threads={n}"
-                          + " " * 20, end="", file=sys.stderr, flush=True)
+                report(name, dtype, f"threads={n}")
                 times = measure(steps, repeats, target, settle if n > 1 else 0.0)
                 results.append({"case": name, "dtype": np.dtype(dtype).name, "threads": n,
                                 "times": times})
-    if progress:
+    for name, dtype, step in scaling:
+        done += 1
+        report(name, dtype, f"threads 1 vs {most}")
+        times = measure({1: step, most: step}, repeats, target, settle,
+                        contexts={n: (lambda n=n: cyprop.threads(n)) for n in (1, most)})
+        results.append({"case": name, "dtype": np.dtype(dtype).name, "threads": most,
+                        "scaling": {str(n): t for n, t in times.items()}})
+    if progress and total:
         print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)
     return results
 
@@ -507,6 +542,20 @@ def format_table(results):
                      " nothing (out = -x; out = dy * y backward): near 1 at 1 thread, memory-bound")
     if "jax" in peers:
         lines.append("jax: XLA sizes its own thread pool (all cores) whatever 'thr' says")
+    return "\n".join(lines)
+
+
+def format_scaling(results):
+    """The thread-scaling table: cyprop's time at 1 and n threads, and the speed-up."""
+    n = results[0]["threads"]
+    head = f"{'case':<38} {'dtype':<8} {'1 thread':>11} {f'{n} threads':>11} {'speed-up':>8}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        t1, tn = r["scaling"]["1"], r["scaling"][str(r["threads"])]
+        lines.append(f"{r['case']:<38} {r['dtype']:<8} {_fmt_time(t1):>11} {_fmt_time(tn):>11} "
+                     f"{t1 / tn:7.2f}x")
+    lines.append(f"speed-up = time at 1 thread / time at {n}; the two are measured interleaved, "
+                 "in one run")
     return "\n".join(lines)
 
 
@@ -567,10 +616,15 @@ def main(argv=None):
                     if _optional(m) is not None))
     results = run(threads, dtypes, which, args.repeats, args.target, args.settle)
     # training steps and kernels in tables of their own: each gets only its columns
-    tables = [[r for r in results if r["case"].startswith("step")],
-              [r for r in results if not r["case"].startswith("step")]]
-    if results:
+    timed = [r for r in results if "times" in r]
+    tables = [[r for r in timed if r["case"].startswith("step")],
+              [r for r in timed if not r["case"].startswith("step")]]
+    if timed:
         print("\n\n".join(format_table(t) for t in tables if t))
+    scaling = [r for r in results if "scaling" in r]
+    if scaling:
+        print("\nthread scaling of the compute-bound kernels, cyprop alone:")
+        print(format_scaling(scaling))
     if "sklearn" in which:
         if _optional("sklearn") is None:
             print("scikit-learn is not installed: digits comparison skipped")
