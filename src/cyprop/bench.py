@@ -373,17 +373,15 @@ def build_cases(dtypes, which):
             yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
 
 
-def scaling_cases(dtypes):
-    """(case name, dtype, cyprop step) for the compute-bound kernels, whose thread scaling counts.
+# the compute-bound kernels, whose thread scaling counts (the activation
+# backward passes and ReLU are bound by memory, which a second core does not double)
+SCALING_KERNELS = ("sigmoid forward", "tanh forward", "softmax-CE")
 
-    The activation backward passes and ReLU are left out: they are bound by
-    memory, which a second core does not double.
-    """
-    for dtype in dtypes:
-        for name in ("sigmoid", "tanh"):
-            yield (f"{name} forward {KERNEL_SHAPE}", dtype,
-                   kernel_cases(name, "forward", dtype)["cyprop"])
-        yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)["cyprop"]
+
+def scaling_cases(cases):
+    """(case name, dtype, cyprop step) of the compute-bound kernels among ``cases``."""
+    return [(name, dtype, steps["cyprop"]) for name, dtype, steps in cases
+            if name.startswith(SCALING_KERNELS)]
 
 
 def sklearn_digits(threads, repeats=3, max_iter=50, settle=0.15):
@@ -475,8 +473,7 @@ def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernel
     cases = list(build_cases(dtypes, which))
     # thread scaling: 1 and the most threads asked for, interleaved in one measurement
     most = max(threads)
-    scaling = (list(scaling_cases(dtypes)) if "kernels" in which and 1 in threads and most > 1
-               else [])
+    scaling = scaling_cases(cases) if 1 in threads and most > 1 else []
     total = len(cases) * len(threads) + len(scaling)
     done = 0
 
