@@ -97,8 +97,8 @@ static inline float cp_expf_poly(float r)
    3 dependent multiply-adds after r^2 where Horner's form has 5, for the
    same work. The softmax exp loop is bound by that chain (its latency over
    the iterations the out-of-order window holds), and runs 10% faster with
-   it (1.03 ulp at most against 1.01, every float in [-86.5, 0]). sigmoid, bound by its division, ran 4-10% slower with it:
-   it keeps Horner's form. */
+   it (1.03 ulp at most against 1.01, every float in [-86.5, 0]). sigmoid,
+   bound by its division, ran 4-10% slower with it: it keeps Horner's form. */
 static inline float cp_expm1f_poly_estrin(float r)
 {
     float r2 = r * r;
@@ -258,10 +258,10 @@ static inline double cp_exp_nonpos(double x)
 /* sigmoid(x) = 1 / (1 + exp(-x)) with exp(-x) = 2 scale (q + p) / (q - p),
    scale = 2^(n-1): = h / (h + scale (q + p)), h = (q - p) / 2 - one
    division, not two (21% faster; 2.48 ulp at most against 2.45 for
-   1 / (1 + exp(-x)) over 2e7 points). Halving keeps h + scale (q + p) finite up to exp(-x) = 1.8e308.
-   exp(-x) clamped as in cp_exp: where it would overflow the result is 0;
-   where it would flush to 0 the clamped value, 2^-1020, gives exactly 1
-   anyway; NaN passes through. */
+   1 / (1 + exp(-x)) over 2e7 points). Halving keeps h + scale (q + p)
+   finite up to exp(-x) = 1.8e308. exp(-x) clamped as in cp_exp: where it
+   would overflow the result is 0; where it would flush to 0 the clamped
+   value, 2^-1020, gives exactly 1 anyway; NaN passes through. */
 static inline double cp_sigmoid(double x)
 {
     double y = -x, px, qx, scale;
