@@ -224,9 +224,22 @@ static inline double cp_exp_clamp(double x)
 /* 2^k for -1022 <= k <= 1023, built in the exponent bits */
 static inline double cp_pow2(int64_t k) { return cp_f64_from_bits((uint64_t)(k + 1023) << 52); }
 
+/* The Pade form of exp(r), |r| <= ln2 / 2 (Cephes): exp(r) = (q + p) / (q - p)
+   = 1 + 2 p / (q - p), with p = r P(r^2) and q = Q(r^2) */
+static inline double cp_exp_pade_P(double xx)
+{
+    return (1.26177193074810590878e-4 * xx + 3.02994407707441961300e-2) * xx
+           + 9.99999999999999999910e-1;
+}
+
+static inline double cp_exp_pade_Q(double xx)
+{
+    return ((3.00198505138664455042e-6 * xx + 2.52448340349684104192e-3) * xx
+            + 2.27265548208155028766e-1) * xx + 2.00000000000000000009e0;
+}
+
 /* exp(xc) for xc already clamped (cp_exp_clamp), in pieces: exp(xc) =
-   2^n exp(r) = 2^n (q + p) / (q - p), with the Pade form
-   exp(r) = (q + p) / (q - p) = 1 + 2 p / (q - p); sets *n. */
+   2^n exp(r) = 2^n (q + p) / (q - p), in the Pade form; sets *n. */
 static inline void cp_exp_pade(double xc, double *p, double *q, int64_t *n)
 {
     const double magic = 6755399441055744.0;             /* 1.5 * 2^52 */
@@ -236,10 +249,8 @@ static inline void cp_exp_pade(double xc, double *p, double *q, int64_t *n)
     double r = xc - fn * 6.93145751953125e-1;
     r = r - fn * 1.42860682030941723212e-6;
     double xx = r * r;
-    *p = r * ((1.26177193074810590878e-4 * xx + 3.02994407707441961300e-2) * xx
-              + 9.99999999999999999910e-1);
-    *q = ((3.00198505138664455042e-6 * xx + 2.52448340349684104192e-3) * xx
-          + 2.27265548208155028766e-1) * xx + 2.00000000000000000009e0;
+    *p = r * cp_exp_pade_P(xx);
+    *q = cp_exp_pade_Q(xx);
 }
 
 /* scaled by 2^(n-1) and then 2, as 2^n itself is +inf for n = 1024 */
@@ -259,17 +270,25 @@ static inline double cp_exp(double x)
     return x < CP_EXP_MIN ? 0.0 : res;
 }
 
-/* cp_exp for x <= 0, -inf or NaN (softmax's z - max): no overflow to handle,
-   and -1020 <= n <= 0, so 2^n and 2^(n+1) are normal and 2^n (1 + 2 p / (q - p))
-   is one multiply-add, (p / (q - p)) 2^(n+1) + 2^n, as in cp_expf_nonpos: the
-   same bits as cp_exp_core's where there is FMA, in 2 operations, not 4
-   (float64 softmax-CE 2% faster). */
+/* cp_exp for x <= 0, -inf or NaN (softmax's z - max), in fewer operations,
+   as cp_expf_nonpos: no clamp (for -707 <= x <= 0, n is in [-1020, 0], and
+   below the flush to 0 replaces whatever the core made of x); the magic
+   number carries the exponent bias, so t's low bits shifted into the
+   exponent field are 2^n; and 2^n (1 + 2 p / (q - p)) is one multiply-add,
+   ((p + p) / (q - p)) 2^n + 2^n. The same bits as cp_exp_core's where there
+   is FMA (doubling and scaling by 2^n are exact), in 19 vector operations a
+   vector of 4 against 21 when 2^n and 2^(n+1) were built apart: the exp loop
+   10% faster in a C harness, float64 softmax-CE 7-9%. */
 static inline double cp_exp_nonpos(double x)
 {
-    double px, qx;
-    int64_t n;
-    cp_exp_pade(CP_EXP_MIN > x ? CP_EXP_MIN : x, &px, &qx, &n);
-    double res = (px / (qx - px)) * cp_pow2(n + 1) + cp_pow2(n);
+    const double magic = 6755399441056767.0;             /* 1.5 * 2^52 + 1023 */
+    double t = x * 1.4426950408889634073599 + magic;
+    double fn = t - magic;                               /* n */
+    double scale = cp_f64_from_bits(cp_bits_from_f64(t) << 52);   /* 2^n */
+    double r = x - fn * 6.93145751953125e-1;             /* x - n ln 2, Cody-Waite */
+    r = r - fn * 1.42860682030941723212e-6;
+    double xx = r * r, p = r * cp_exp_pade_P(xx);
+    double res = ((p + p) / (cp_exp_pade_Q(xx) - p)) * scale + scale;
     return x < CP_EXP_MIN ? 0.0 : res;
 }
 
