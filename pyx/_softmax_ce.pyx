@@ -27,6 +27,7 @@ Every value a row needs from z is read before its dz row is written, so dz
 may be z itself.
 Before a row starts, the next row's logits are prefetched (``prefetch_span``):
 the row's first pass, the maximum, is too fast to hide memory latency itself.
+Rows over 5 KB are not: the hardware prefetcher keeps up with them.
 Out-of-range class indices are never used to index: the row is skipped and
 counted, and the caller raises.
 """
