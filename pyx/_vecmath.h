@@ -56,16 +56,25 @@ static inline float cp_expf_clamp(float x)
     return CP_EXPF_MAX < xc ? CP_EXPF_MAX : xc;
 }
 
-/* r = xc - n ln 2 with n = round(xc / ln 2), for xc already clamped
-   (cp_expf_clamp); sets *n */
+/* r = x - n ln 2 with n = round(x / ln 2) (ln 2 in two parts, Cody-Waite), by
+   the magic-number rounding: *t = x / ln 2 + magic holds n (plus the integer
+   that magic adds past 1.5 * 2^23) in its low bits. Valid for |x| < 2^22 ln 2;
+   the callers clamp x, or flush the result, outside their range. */
+static inline float cp_expf_reduce_magic(float x, float magic, float *t)
+{
+    *t = x * 1.44269504088896341f + magic;
+    float fn = *t - magic;                               /* n */
+    float r = x - fn * 0.693359375f;
+    return r - fn * -2.12194440e-4f;
+}
+
+/* cp_expf_reduce_magic for xc already clamped (cp_expf_clamp); sets *n */
 static inline float cp_expf_reduce(float xc, int32_t *n)
 {
     const float magic = 12582912.0f;                     /* 1.5 * 2^23 */
-    float t = xc * 1.44269504088896341f + magic;         /* round(x / ln2) in the low bits */
-    float fn = t - magic;
+    float t, r = cp_expf_reduce_magic(xc, magic, &t);
     *n = (int32_t)(cp_bits_from_f32(t) - cp_bits_from_f32(magic));
-    float r = xc - fn * 0.693359375f;
-    return r - fn * -2.12194440e-4f;
+    return r;
 }
 
 /* 2^k for -126 <= k <= 127, built in the exponent bits */
@@ -153,12 +162,8 @@ static inline float cp_expf(float x)
    softmax-CE 6-9%. */
 static inline float cp_expf_nonpos(float x)
 {
-    const float magic = 12583039.0f;                   /* 1.5 * 2^23 + 127 */
-    float t = x * 1.44269504088896341f + magic;
-    float fn = t - magic;                              /* n */
+    float t, r = cp_expf_reduce_magic(x, 12583039.0f, &t);   /* 1.5 * 2^23 + 127 */
     float scale = cp_f32_from_bits(cp_bits_from_f32(t) << 23);   /* 2^n */
-    float r = x - fn * 0.693359375f;                   /* x - n ln 2, Cody-Waite */
-    r = r - fn * -2.12194440e-4f;
     float res = cp_expm1f_poly_estrin(r) * scale + scale;
     return x < CP_EXPF_MIN ? 0.0f : res;
 }
@@ -238,16 +243,23 @@ static inline double cp_exp_pade_Q(double xx)
             + 2.27265548208155028766e-1) * xx + 2.00000000000000000009e0;
 }
 
+/* as cp_expf_reduce_magic: r = x - n ln 2, *t = x / ln 2 + magic holding n
+   (plus the integer that magic adds past 1.5 * 2^52) in its low bits */
+static inline double cp_exp_reduce_magic(double x, double magic, double *t)
+{
+    *t = x * 1.4426950408889634073599 + magic;
+    double fn = *t - magic;                              /* n */
+    double r = x - fn * 6.93145751953125e-1;
+    return r - fn * 1.42860682030941723212e-6;
+}
+
 /* exp(xc) for xc already clamped (cp_exp_clamp), in pieces: exp(xc) =
    2^n exp(r) = 2^n (q + p) / (q - p), in the Pade form; sets *n. */
 static inline void cp_exp_pade(double xc, double *p, double *q, int64_t *n)
 {
     const double magic = 6755399441055744.0;             /* 1.5 * 2^52 */
-    double t = xc * 1.4426950408889634073599 + magic;
-    double fn = t - magic;
+    double t, r = cp_exp_reduce_magic(xc, magic, &t);
     *n = (int64_t)(cp_bits_from_f64(t) - cp_bits_from_f64(magic));
-    double r = xc - fn * 6.93145751953125e-1;
-    r = r - fn * 1.42860682030941723212e-6;
     double xx = r * r;
     *p = r * cp_exp_pade_P(xx);
     *q = cp_exp_pade_Q(xx);
@@ -281,12 +293,8 @@ static inline double cp_exp(double x)
    10% faster in a C harness, float64 softmax-CE 7-9%. */
 static inline double cp_exp_nonpos(double x)
 {
-    const double magic = 6755399441056767.0;             /* 1.5 * 2^52 + 1023 */
-    double t = x * 1.4426950408889634073599 + magic;
-    double fn = t - magic;                               /* n */
+    double t, r = cp_exp_reduce_magic(x, 6755399441056767.0, &t);   /* 1.5 * 2^52 + 1023 */
     double scale = cp_f64_from_bits(cp_bits_from_f64(t) << 52);   /* 2^n */
-    double r = x - fn * 6.93145751953125e-1;             /* x - n ln 2, Cody-Waite */
-    r = r - fn * 1.42860682030941723212e-6;
     double xx = r * r, p = r * cp_exp_pade_P(xx);
     double res = ((p + p) / (cp_exp_pade_Q(xx) - p)) * scale + scale;
     return x < CP_EXP_MIN ? 0.0 : res;
