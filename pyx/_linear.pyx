@@ -7,9 +7,10 @@ Shapes (row-major): x (N, in), W (in, out), b (out,), y (N, out).
 Forward:  y starts as rows of b; one GEMM (BLAS ``?gemm`` from
           ``scipy.linalg.cython_blas``) adds x @ W to it (beta = 1, so BLAS
           does not zero y first), then one pass over y's rows applies act.
-Backward: delta = dy * act'(y) (act' written in the forward output y), fused
-          with the bias gradient db = sum_rows(delta); then two GEMMs:
-          dW = x^T @ delta and dx = delta @ W^T.
+Backward: delta = dy * act'(y) (act' written in the forward output y), one
+          chunk of DB_CHUNK rows at a time, each chunk's rows summed into the
+          bias gradient db = sum_rows(delta) while still in cache; then two
+          GEMMs: dW = x^T @ delta and dx = delta @ W^T.
 
 Threads and determinism: BLAS is run single-threaded during these kernels
 (``blas_single_thread_enter``), and each GEMM is cut by us into fixed blocks
@@ -343,6 +344,9 @@ cdef inline void activation_rows(floating* y, Py_ssize_t ldy, int act, Py_ssize_
                                  Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
     """y[r0:r1, c0:c1] = act(y) in place (the GEMM epilogue)."""
     cdef Py_ssize_t i
+    if c0 == 0 and c1 == ldy:  # whole rows: one contiguous span, one call
+        activation_inplace(y + r0 * ldy, (r1 - r0) * ldy, act)
+        return
     for i in range(r0, r1):
         activation_inplace(y + i * ldy + c0, c1 - c0, act)
 
@@ -418,14 +422,12 @@ cdef inline void delta_db_chunk(const floating* dy, const floating* y, int act,
     if need_db:
         for j in range(n_out):
             prow[j] = 0
-    for i in range(r0, r1):
-        if act != ACT_NONE:
-            activation_backward_span(dy + i * n_out, y + i * n_out, delta + i * n_out, n_out,
-                                     act)
-            drow = delta + i * n_out
-        else:
-            drow = dy + i * n_out
-        if need_db:
+    if act != ACT_NONE:  # the chunk's rows are one contiguous span
+        activation_backward_span(dy + r0 * n_out, y + r0 * n_out, delta + r0 * n_out,
+                                 (r1 - r0) * n_out, act)
+    if need_db:
+        for i in range(r0, r1):
+            drow = (delta if act != ACT_NONE else dy) + i * n_out
             for j in range(n_out):
                 prow[j] += drow[j]
 
