@@ -13,6 +13,9 @@ cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
 from _numerics cimport parallel_activation_forward, parallel_activation_backward
+from _team cimport bind_team
+
+bind_team()
 
 cdef extern from "_vecmath.h" nogil:
     const char* cp_vector_isa()

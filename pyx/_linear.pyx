@@ -19,6 +19,9 @@ of rows or columns of its output that ``prange`` hands to our OpenMP threads
 count, so results are bit-identical for any number of threads (OpenBLAS's
 own threading partitions by thread count and rounds differently), and only
 one thread pool ever runs: no BLAS pool nested in, or spinning beside, ours.
+The blocks go to whichever thread is free (schedule "dynamic"), and a region
+that waited on a thread the scheduler did not run makes the kernels back off
+to one thread for a while (``_team.h``).
 ``db`` is reduced the same way: rows are cut into fixed chunks of
 ``DB_CHUNK`` rows, each chunk summed in float64 by one thread, and the chunk
 sums added serially in order. So is ``dW`` of a narrow layer, whose output is
@@ -31,6 +34,7 @@ C^T = op(B)^T op(A)^T, i.e. gemm(tB, tA, N, M, K, B, A).
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 cimport numpy as cnp
@@ -39,6 +43,10 @@ from _arrays cimport data_of, fits, float_type
 
 from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span,
                         parallel_activation_forward, parallel_activation_backward)
+from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
+                    cp_region_end)
+
+bind_team()
 
 cdef Py_ssize_t DB_CHUNK = 64          # rows per deterministic partial sum of db
 cdef Py_ssize_t MIN_PARALLEL = 32768   # elements below which one thread is faster
@@ -249,11 +257,17 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
     cdef Py_ssize_t dim = M if by_rows else N
     cdef Py_ssize_t n_blocks = (dim + block - 1) // block
     cdef Py_ssize_t blk, start
-    if n_threads > 1 and n_blocks > 1:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks)
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             start = blk * block
             gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, 0, C, ldc, by_rows,
                        start, min(start + block, dim))
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:  # serially: no OpenMP region to enter (it costs ~0.3 us even for one thread)
         for blk in range(n_blocks):
             start = blk * block
@@ -311,9 +325,15 @@ cdef void dw_k_split(const floating* x, const floating* d, floating* dW, floatin
     """dW = x^T @ d as the sum, in chunk order, of c fixed batch chunks' products."""
     cdef Py_ssize_t k, i, chunk = (n + c - 1) // c, size = n_in * n_out
     cdef floating* part
-    if n_threads > 1:
-        for k in prange(c, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, c)
+    cdef int64_t t
+    if nt > 1:
+        for k in prange(c, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             dw_chunk(x, d, dW, ws, n, n_in, n_out, chunk, k)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         for k in range(c):
             dw_chunk(x, d, dW, ws, n, n_in, n_out, chunk, k)
@@ -376,8 +396,11 @@ cdef void linear_forward_impl(const floating* x, const floating* W, const floati
     of BLAS's own to zero y, none of ours to add b. Each GEMM block gets its
     activation while it is still in cache.
     """
-    cdef Py_ssize_t i, blk, block, dim, n_blocks
+    cdef Py_ssize_t blk, block, dim, n_blocks
     cdef bint by_rows
+    cdef cp_region reg
+    cdef int nt
+    cdef int64_t t
     if n == 0 or n_out == 0:
         return
     block = gemm_plan(n, n_out, n_in, floating is float, &by_rows)
@@ -391,16 +414,17 @@ cdef void linear_forward_impl(const floating* x, const floating* W, const floati
         if n_in > 0:
             gemm_rowmajor(False, False, <int>n, <int>n_out, <int>n_in, 1, x, <int>n_in,
                           W, <int>n_out, 1 if b != NULL else 0, y, <int>n_out)
-        if act != ACT_NONE:
-            if n_threads > 1 and n * n_out >= MIN_PARALLEL:
-                for i in prange(n, num_threads=n_threads, schedule="static"):
-                    activation_rows(y, n_out, act, i, i + 1, 0, n_out)
-            else:
-                activation_rows(y, n_out, act, 0, n, 0, n_out)
-    elif n_threads > 1:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+        if act != ACT_NONE:  # y's rows are one contiguous span
+            parallel_activation_forward(y, y, n * n_out, act, n_threads)
+        return
+    nt = cp_region_begin(&reg, n_threads, n_blocks)
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             forward_block(x, W, b, y, n, n_in, n_out, act, by_rows, blk * block,
                           min(blk * block + block, dim))
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         for blk in range(n_blocks):
             forward_block(x, W, b, y, n, n_in, n_out, act, by_rows, blk * block,
@@ -449,6 +473,9 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
     cdef Py_ssize_t c, j
     cdef const floating* d
     cdef bint need_db = db != NULL
+    cdef cp_region reg
+    cdef int nt
+    cdef int64_t t
     if n_out == 0:
         if dx != NULL and n * n_in > 0:
             memset(dx, 0, n * n_in * sizeof(floating))
@@ -461,9 +488,13 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
         return
     # delta = dy * act'(y), fused with the per-chunk partial sums of db
     if act != ACT_NONE or need_db:
-        if n_threads > 1 and n * n_out >= MIN_PARALLEL:
-            for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_out >= MIN_PARALLEL else 1
+        if nt > 1:
+            for c in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+                t = cp_block_begin()
                 delta_db_chunk(dy, y, act, delta, partial, need_db, n, n_out, c)
+                cp_block_end(&reg, t)
+            cp_region_end(&reg)
         else:
             for c in range(n_chunks):
                 delta_db_chunk(dy, y, act, delta, partial, need_db, n, n_out, c)

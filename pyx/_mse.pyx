@@ -13,10 +13,15 @@ grad = scale * 2 (pred - target), with scale 1/n for the mean, 1 for sum.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
+from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
+                    cp_region_end)
+
+bind_team()
 
 cdef Py_ssize_t CHUNK = 8192
 cdef Py_ssize_t MIN_PARALLEL = 65536
@@ -44,11 +49,17 @@ cdef double mse_impl(const floating* pred, const floating* target, floating* gra
     cdef Py_ssize_t c, i0, n_chunks = (n + CHUNK - 1) // CHUNK
     cdef floating two_scale = <floating>(2 * scale)
     cdef double total = 0
-    if n_threads > 1 and n >= MIN_PARALLEL:
-        for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for c in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             i0 = c * CHUNK
             partial[c] = mse_chunk(pred + i0, target + i0, grad + i0, min(CHUNK, n - i0),
                                    two_scale, need_grad)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         for c in range(n_chunks):
             i0 = c * CHUNK

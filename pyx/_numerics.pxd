@@ -9,6 +9,9 @@
 #   tanh:    y = tanh(x)                      dx = dy * (1 - y^2)
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+from _team cimport cp_region, cp_region_begin, cp_block_begin, cp_block_end, cp_region_end
 
 cdef extern from "_vecmath.h" nogil:
     enum:
@@ -97,8 +100,9 @@ cdef inline double exp_shift_sum(const floating* z, floating m, floating* e,
 
 
 # Element-wise work is cut into fixed blocks of ACT_BLOCK elements handed to
-# threads; below ACT_MIN_PARALLEL elements one thread is faster. Every element
-# is independent, so the result does not depend on the thread count.
+# threads as they come free (see _team.h); below ACT_MIN_PARALLEL elements one
+# thread is faster. Every element is independent, so the result does not
+# depend on the thread count.
 cdef enum:
     ACT_BLOCK = 16384
     ACT_MIN_PARALLEL = 32768
@@ -108,11 +112,17 @@ cdef inline void parallel_activation_forward(const floating* x, floating* y, Py_
                                              int act, int n_threads) noexcept nogil:
     """y[:size] = act(x[:size]) over ``n_threads`` threads; y may be x."""
     cdef Py_ssize_t blk, start, n_blocks = (size + ACT_BLOCK - 1) // ACT_BLOCK
-    if n_threads > 1 and size >= ACT_MIN_PARALLEL:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if size >= ACT_MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             start = blk * ACT_BLOCK
             activation_forward_span(x + start, y + start, min(start + ACT_BLOCK, size) - start,
                                     act)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:  # no OpenMP region at all (entering one costs ~0.3 us even for one thread)
         activation_forward_span(x, y, size, act)
 
@@ -122,10 +132,16 @@ cdef inline void parallel_activation_backward(const floating* dy, const floating
                                               int n_threads) noexcept nogil:
     """dx[:size] = dy * act'(.) from the forward output y; dx may be dy."""
     cdef Py_ssize_t blk, start, n_blocks = (size + ACT_BLOCK - 1) // ACT_BLOCK
-    if n_threads > 1 and size >= ACT_MIN_PARALLEL:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if size >= ACT_MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             start = blk * ACT_BLOCK
             activation_backward_span(dy + start, y + start, dx + start,
                                      min(start + ACT_BLOCK, size) - start, act)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         activation_backward_span(dy, y, dx, size, act)

@@ -24,9 +24,14 @@ Adam (torch.optim.Adam, L2 weight decay):
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
+from libc.stdint cimport int64_t
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
+from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
+                    cp_region_end)
+
+bind_team()
 
 cdef Py_ssize_t BLOCK = 8192
 cdef Py_ssize_t MIN_PARALLEL = 65536
@@ -63,11 +68,17 @@ cdef void sgd_impl(floating* p, const floating* grad, floating* buf, Py_ssize_t 
     cdef floating damp = <floating>(1 - dampening), wd = <floating>weight_decay
     cdef bint use_momentum = momentum != 0
     cdef Py_ssize_t blk, i0, n_blocks = (n + BLOCK - 1) // BLOCK
-    if n_threads > 1 and n >= MIN_PARALLEL:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if n >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             i0 = blk * BLOCK
             sgd_span(p + i0, grad + i0, buf + i0, min(BLOCK, n - i0), lr_, mom, damp, wd,
                      use_momentum, nesterov, first_step)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         sgd_span(p, grad, buf, n, lr_, mom, damp, wd, use_momentum, nesterov, first_step)
 
@@ -112,11 +123,17 @@ cdef void adam_impl(floating* p, const floating* grad, floating* m, floating* v,
     cdef floating step_size = <floating>(lr / bias_correction1)
     cdef floating inv_sqrt_bc2 = <floating>(1 / sqrt(bias_correction2))
     cdef Py_ssize_t blk, i0, n_blocks = (n + BLOCK - 1) // BLOCK
-    if n_threads > 1 and n >= MIN_PARALLEL:
-        for blk in prange(n_blocks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if n >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             i0 = blk * BLOCK
             adam_span(p + i0, grad + i0, m + i0, v + i0, min(BLOCK, n - i0), b1, b2, one_b1,
                       one_b2, eps_, wd, step_size, inv_sqrt_bc2)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         adam_span(p, grad, m, v, n, b1, b2, one_b1, one_b2, eps_, wd, step_size, inv_sqrt_bc2)
 
@@ -143,3 +160,4 @@ def adam_step(p, grad, m, v, double lr, double beta1, double beta2, double eps,
             adam_impl[double](<double*>pp, <double*>pg, <double*>pm, <double*>pv, n, lr, beta1,
                               beta2, eps, weight_decay, bias_correction1, bias_correction2,
                               n_threads)
+

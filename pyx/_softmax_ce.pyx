@@ -34,12 +34,17 @@ counted, and the caller raises.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, INFINITY, NAN
+from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 
 cimport numpy as cnp
 
 from _arrays cimport data_of, fits, float_type
 from _numerics cimport exp_shift_sum, prefetch_span, row_max, scale_span, target_dot
+from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
+                    cp_region_end)
+
+bind_team()
 
 cdef Py_ssize_t MIN_PARALLEL = 16384   # elements below which one thread is faster
 cdef Py_ssize_t CHUNK = 32             # rows per deterministic partial loss sum
@@ -62,10 +67,17 @@ cdef inline void softmax_row_at(const floating* z, floating* p, Py_ssize_t i, Py
 
 cdef inline void softmax_rows(const floating* z, floating* p, Py_ssize_t n, Py_ssize_t n_classes,
                               int n_threads) noexcept nogil:
-    cdef Py_ssize_t i
-    if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
-        for i in prange(n, num_threads=n_threads, schedule="static"):
-            softmax_row_at(z, p, i, n, n_classes)
+    cdef Py_ssize_t i, ch, n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_classes >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for ch in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
+            for i in range(ch * CHUNK, min(ch * CHUNK + CHUNK, n)):
+                softmax_row_at(z, p, i, n, n_classes)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         for i in range(n):
             softmax_row_at(z, p, i, n, n_classes)
@@ -165,9 +177,15 @@ cdef double index_loss(const floating* z, const Py_ssize_t* target, floating* dz
                        int n_threads) noexcept nogil:
     cdef Py_ssize_t ch, n_chunks = (n + CHUNK - 1) // CHUNK, bad = 0
     cdef double total = 0
-    if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
-        for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_classes >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for ch in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             partial[ch] = index_chunk(z, target, dz, n, n_classes, scale, ch, &bad)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         for ch in range(n_chunks):
             partial[ch] = index_chunk(z, target, dz, n, n_classes, scale, ch, &bad)
@@ -257,9 +275,15 @@ cdef double proba_loss(const floating* z, const floating* target, floating* dz, 
                        int n_threads) noexcept nogil:
     cdef Py_ssize_t ch, n_chunks = (n + CHUNK - 1) // CHUNK
     cdef double total = 0
-    if n_threads > 1 and n * n_classes >= MIN_PARALLEL:
-        for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_classes >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for ch in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
             partial[ch] = proba_chunk(z, target, dz, n, n_classes, scale, ch)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
     else:
         for ch in range(n_chunks):
             partial[ch] = proba_chunk(z, target, dz, n, n_classes, scale, ch)

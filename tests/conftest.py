@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cyprop
+from cyprop import _openmp
 
 DTYPES = [np.float32, np.float64]
 # Tolerances against the float64/NumPy reference; float32 kernels accumulate
@@ -20,6 +21,15 @@ def dtype(request):
 def n_threads(request):
     with cyprop.threads(request.param):
         yield request.param
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _every_region_parallel():
+    """No back-off (pyx/_team.h) in the suite: on a busy CI machine it could quietly
+    turn a 2-thread test into a 1-thread one. tests/test_team.py turns it back on."""
+    fixed = _openmp._team_fix(True)
+    yield
+    _openmp._team_fix(fixed)
 
 
 def assert_close(actual, expected, dtype, scale=1.0):

@@ -134,3 +134,39 @@ def test_no_scaling_table_without_one_thread():
     results = bench.run(threads=(2,), dtypes=(np.float32,), which=("kernels",), repeats=1,
                         target=0.0001, progress=False)
     assert results and not any("scaling" in r for r in results)
+
+
+def test_busy_processes_run_while_the_block_does_and_are_stopped():
+    with bench.busy_processes(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+    assert all(p.poll() is not None for p in procs)
+    with pytest.raises(RuntimeError), bench.busy_processes(1) as procs:
+        raise RuntimeError
+    assert procs[0].poll() is not None
+
+
+def test_under_load_table(capsys, monkeypatch):
+    """--under-load N starts N busy processes and adds cyprop's 1-vs-n thread table."""
+    started = []
+    real = bench.busy_processes
+
+    def spying(n):
+        started.append(n)
+        return real(n)
+    monkeypatch.setattr(bench, "busy_processes", spying)
+    monkeypatch.setattr(bench, "MLPS", [("mlp 6-9-3", (6, 9, 3), 5)])
+    monkeypatch.setattr(bench, "digits_fit_step", lambda n: lambda: None)
+    assert bench.main(["--only", "train", "--under-load", "1", "--dtype", "float32",
+                       "--repeats", "1", "--target", "0.0001"]) == 0
+    out = capsys.readouterr().out
+    assert started == [1]
+    assert "under load: 1 busy processes" in out and "beside 1 busy processes" in out
+    table = out[out.index("beside 1 busy"):]
+    assert "step mlp 6-9-3 b5" in table and "n / 1" in table
+    if bench._optional("sklearn") is not None:
+        assert "digits MLPClassifier fit" in table
+
+
+def test_under_load_must_not_be_negative():
+    with pytest.raises(SystemExit):
+        bench.main(["--under-load", "-1"])

@@ -1,7 +1,7 @@
 """cyprop.sklearn.MLPClassifier on scikit-learn's digits: fit time and accuracy."""
 import warnings
 
-from .common import THREADS, use_threads
+from .common import THREADS, BesideABusyProcess, use_threads
 
 
 class DigitsMLPClassifier:
@@ -34,3 +34,24 @@ class DigitsMLPClassifier:
         return float(self._fit().score(self.Xte, self.yte))
 
     track_test_accuracy.unit = "accuracy"
+
+
+class DigitsFitUnderLoad(BesideABusyProcess):
+    """The digits fit beside a busy process (see TrainingStepUnderLoad)."""
+
+    params = (THREADS,)
+    param_names = ["threads"]
+    timeout = 120
+
+    def setup(self, threads):
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise NotImplementedError("scikit-learn is not installed")
+        from cyprop.bench import digits_fit_step
+
+        self.fit = digits_fit_step(threads)
+        self.start_load()
+
+    def time_fit(self, threads):
+        self.fit()

@@ -1,7 +1,8 @@
 """Whole training steps through the public API, their memory, and what they learn."""
 import numpy as np
 
-from .common import BATCHES, DTYPES, THREADS, blobs, mlp, train_step, use_threads
+from .common import (BATCHES, DTYPES, THREADS, BesideABusyProcess, blobs, mlp, train_step,
+                     use_threads)
 
 SIZES = (64, 128, 128, 10)
 
@@ -15,6 +16,21 @@ class TrainingStep:
         self.model, self.loss_fn, self.opt = mlp(SIZES, dtype)
         self.x, self.y = blobs(batch, SIZES[0], SIZES[-1], dtype)
         train_step(self.model, self.loss_fn, self.opt, self.x, self.y)
+
+    def time_step(self, dtype, batch, threads):
+        train_step(self.model, self.loss_fn, self.opt, self.x, self.y)
+
+
+class TrainingStepUnderLoad(BesideABusyProcess):
+    """The step beside a busy process: at 2 threads it should take at most ~1.3x its
+    1-thread time (regions that wait on a descheduled thread back off, pyx/_team.h)."""
+
+    params = (DTYPES, [128], THREADS)
+    param_names = ["dtype", "batch", "threads"]
+
+    def setup(self, dtype, batch, threads):
+        self.start_load()
+        TrainingStep.setup(self, dtype, batch, threads)
 
     def time_step(self, dtype, batch, threads):
         train_step(self.model, self.loss_fn, self.opt, self.x, self.y)

@@ -42,3 +42,20 @@ def train_step(model, loss_fn, opt, x, y):
     model.backward(loss_fn.backward())
     opt.step()
     return loss
+
+
+class BesideABusyProcess:
+    """Mixin: each benchmark runs beside one process that keeps a core busy.
+
+    The neighbour a training process shares a machine with (a simulator, a
+    data loader); ``cyprop.bench.busy_processes`` starts and stops it.
+    """
+
+    def start_load(self):
+        from cyprop.bench import busy_processes
+
+        self._load = busy_processes(1)
+        self._load.__enter__()
+
+    def teardown(self, *params):
+        self._load.__exit__(None, None, None)

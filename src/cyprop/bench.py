@@ -14,6 +14,9 @@ backward passes, which read two arrays): a kernel near it is bound by memory.
 The compute-bound kernels' thread scaling is timed apart, cyprop at 1 thread
 and at n interleaved in one measurement: the two kernel tables are minutes
 apart, and the machine can be busier in one than in the other.
+``--under-load N`` runs everything beside N processes that keep a core busy
+each (started and stopped by the bench), and adds a table of cyprop's training
+steps and digits fit at 1 thread and at n, interleaved, on that loaded machine.
 
 The training step is what a user writes with each library's public API:
 cyprop ``loss = loss_fn(model(x), y); model.backward(loss_fn.backward());
@@ -31,6 +34,7 @@ import time
 import numpy as np
 
 import cyprop
+from cyprop import _openmp
 from cyprop import functional as F
 from cyprop import nn, optim
 from cyprop import reference as R
@@ -343,6 +347,71 @@ def measure(steps, repeats, target, settle=0.0, contexts=None):
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+@contextlib.contextmanager
+def busy_processes(n):
+    """Run the block beside ``n`` processes that each keep a core busy.
+
+    Each is a fresh interpreter spinning in a pure-Python loop, the kind of
+    neighbour (a simulator, a data loader, another worker) a training process
+    shares a machine with. They are killed when the block ends, however it ends.
+    """
+    import subprocess
+
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        if procs:
+            time.sleep(0.3)  # until they run
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def digits_fit_step(n_threads, max_iter=10):
+    """One fit of cyprop.sklearn.MLPClassifier on digits (scikit-learn's defaults)."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from cyprop.sklearn import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+
+    def step():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MLPClassifier(max_iter=max_iter, random_state=0, n_threads=n_threads).fit(X, y)
+    return step
+
+
+def under_load(dtypes, most, repeats, target, settle):
+    """cyprop's training steps and digits fit at 1 thread and at ``most``, interleaved.
+
+    Meant to run under :func:`busy_processes`: the ratio is what the default
+    thread count costs, or saves, on a machine another process keeps busy.
+    """
+    results = []
+    cases = [(f"step {name} b{batch}", dtype, lambda s=sizes, b=batch, d=dtype: cyprop_step(s, b, d))
+             for dtype in dtypes for name, sizes, batch in MLPS]
+    if _optional("sklearn") is not None:
+        cases.append(("digits MLPClassifier fit (10 epochs)", np.float64, None))
+    for name, dtype, make in cases:
+        if make is None:  # the estimator sets its own thread count
+            steps = {n: digits_fit_step(n) for n in (1, most)}
+            contexts = {}
+        else:
+            step = make()
+            steps = {1: step, most: step}
+            contexts = {n: (lambda n=n: cyprop.threads(n)) for n in (1, most)}
+        times = measure(steps, repeats, target, settle, contexts=contexts)
+        results.append({"case": name, "dtype": np.dtype(dtype).name, "threads": most,
+                        "under_load": {str(n): t for n, t in times.items()}})
+    return results
+
+
 def _set_threads(n):
     torch = _optional("torch")
     if torch is not None:
@@ -542,18 +611,31 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def format_scaling(results):
-    """The thread-scaling table: cyprop's time at 1 and n threads, and the speed-up."""
+def _format_1_vs_n(results, key, last, ratio, note):
+    """A table of cyprop's time at 1 and n threads (``r[key]``) and ``ratio(t1, tn)``."""
     n = results[0]["threads"]
-    head = f"{'case':<38} {'dtype':<8} {'1 thread':>11} {f'{n} threads':>11} {'speed-up':>8}"
+    head = f"{'case':<38} {'dtype':<8} {'1 thread':>11} {f'{n} threads':>11} {last:>8}"
     lines = [head, "-" * len(head)]
     for r in results:
-        t1, tn = r["scaling"]["1"], r["scaling"][str(r["threads"])]
+        t1, tn = r[key]["1"], r[key][str(r["threads"])]
         lines.append(f"{r['case']:<38} {r['dtype']:<8} {_fmt_time(t1):>11} {_fmt_time(tn):>11} "
-                     f"{t1 / tn:7.2f}x")
-    lines.append(f"speed-up = time at 1 thread / time at {n}; the two are measured interleaved, "
-                 "in one run")
+                     f"{ratio(t1, tn):7.2f}x")
+    lines.append(note.format(n=n))
     return "\n".join(lines)
+
+
+def format_scaling(results):
+    """The thread-scaling table: cyprop's time at 1 and n threads, and the speed-up."""
+    return _format_1_vs_n(results, "scaling", "speed-up", lambda t1, tn: t1 / tn,
+                          "speed-up = time at 1 thread / time at {n}; the two are measured "
+                          "interleaved, in one run")
+
+
+def format_under_load(results):
+    """The under-load table: cyprop's time at 1 and n threads, and n's time over 1's."""
+    return _format_1_vs_n(results, "under_load", "n / 1", lambda t1, tn: tn / t1,
+                          "n / 1 = time at {n} threads / time at 1 on the same loaded machine, "
+                          "measured interleaved (above 1: the threads cost time)")
 
 
 def plot(results, path):
@@ -595,6 +677,8 @@ def main(argv=None):
                     help="pause after each sample when threads > 1 (seconds)")
     ap.add_argument("--memory", action="store_true",
                     help="also measure the peak RSS of a training run for each peer")
+    ap.add_argument("--under-load", type=int, default=0, metavar="N",
+                    help="run beside N busy processes, and time cyprop at 1 and n threads there")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -604,13 +688,22 @@ def main(argv=None):
         ap.error(f"--threads must be comma-separated integers, got {args.threads!r}")
     if any(t < 1 for t in threads):
         ap.error("--threads must be >= 1")
+    if args.under_load < 0:
+        ap.error("--under-load must be >= 0")
     dtypes = {"float32": (np.float32,), "float64": (np.float64,),
               "both": (np.float32, np.float64)}[args.dtype]
     which = ("train", "kernels", "sklearn") if args.only == "all" else (args.only,)
     print(f"cyprop {cyprop.__version__}, OpenMP {cyprop.openmp_enabled()}, "
           f"peers: numpy {np.__version__}"
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
-                    if _optional(m) is not None))
+                    if _optional(m) is not None)
+          + (f"; under load: {args.under_load} busy processes" if args.under_load else ""))
+    with busy_processes(args.under_load):
+        return _report(args, threads, dtypes, which)
+
+
+def _report(args, threads, dtypes, which):
+    """Measure and print what ``main`` was asked for."""
     results = run(threads, dtypes, which, args.repeats, args.target, args.settle)
     # training steps and kernels in tables of their own: each gets only its columns
     timed = [r for r in results if "times" in r]
@@ -630,6 +723,13 @@ def main(argv=None):
             sk = sklearn_digits(threads)
             print(format_sklearn(sk))
             results = results + sk
+    if args.under_load and max(threads) > 1:
+        loaded = under_load(dtypes, max(threads), args.repeats, args.target, args.settle)
+        print(f"\ncyprop at 1 and {max(threads)} threads beside {args.under_load} busy processes:")
+        print(format_under_load(loaded))
+        losses, _, _ = _openmp.team_stats()
+        print(f"parallel regions that lost to one thread (pyx/_team.h): {losses}")
+        results = results + loaded
     if args.memory:
         mem = peak_memory()
         print("\npeak RSS of 10 training steps, MLP 784-512-512-10, batch 1024, float32 "
