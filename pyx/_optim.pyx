@@ -15,6 +15,9 @@ SGD (torch.optim.SGD):
     buf = momentum * buf + (1 - dampening) * g
     g = g + momentum * buf  (nesterov)   or   g = buf
     p = p - lr * g
+L2 penalty (sq_norm_axpy): sum x^2 in float64, and y = y + a x in the same
+    pass; fixed chunks of BLOCK elements, summed in chunk order (the squared
+    norm alone when y is None).
 Adam (torch.optim.Adam, L2 weight decay):
     g = grad + wd * p
     m = beta1 * m + (1 - beta1) * g
@@ -24,6 +27,7 @@ Adam (torch.optim.Adam, L2 weight decay):
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
+from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 cimport numpy as cnp
 
@@ -50,6 +54,8 @@ cdef extern from "_vecmath.h" nogil:
     void cp_adam_f64(double* p, const double* grad, double* m, double* v, Py_ssize_t n,
                      double b1, double b2, double one_b1, double one_b2, double eps, double wd,
                      double step_size, double inv_sqrt_bc2)
+    double cp_sq_norm_axpy_f32(const float* x, float* y, Py_ssize_t n, float a)
+    double cp_sq_norm_axpy_f64(const double* x, double* y, Py_ssize_t n, double a)
 
 
 cdef inline void sgd_span(floating* p, const floating* grad, floating* buf, Py_ssize_t n,
@@ -161,3 +167,67 @@ def adam_step(p, grad, m, v, double lr, double beta1, double beta2, double eps,
                               beta2, eps, weight_decay, bias_correction1, bias_correction2,
                               n_threads)
 
+
+cdef inline double sq_norm_axpy_span(const floating* x, floating* y, Py_ssize_t n,
+                                     floating a) noexcept nogil:
+    if floating is float:
+        return cp_sq_norm_axpy_f32(x, y, n, a)
+    else:
+        return cp_sq_norm_axpy_f64(x, y, n, a)
+
+
+cdef double sq_norm_axpy_impl(const floating* x, floating* y, Py_ssize_t n, double a,
+                              double* partial, int n_threads) noexcept nogil:
+    cdef floating a_ = <floating>a
+    cdef Py_ssize_t blk, i0, n_blocks = (n + BLOCK - 1) // BLOCK
+    cdef double total = 0
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if n >= MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+            t = cp_block_begin()
+            i0 = blk * BLOCK
+            partial[blk] = sq_norm_axpy_span(x + i0, y + i0 if y != NULL else NULL,
+                                             min(BLOCK, n - i0), a_)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
+    else:
+        for blk in range(n_blocks):
+            i0 = blk * BLOCK
+            partial[blk] = sq_norm_axpy_span(x + i0, y + i0 if y != NULL else NULL,
+                                             min(BLOCK, n - i0), a_)
+    for blk in range(n_blocks):
+        total += partial[blk]
+    return total
+
+
+def sq_norm_axpy(x, y, double a, int n_threads):
+    """Return sum(x**2) as a float64 and, unless ``y`` is None, add ``a * x`` to y.
+
+    x, y: C-contiguous arrays of one float dtype and size (checked in C);
+    ``y`` is written in place and must not overlap ``x``.
+    """
+    cdef int typenum = float_type(x, "x")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef void* px = data_of(x, typenum, n, False, "x")
+    cdef void* py = NULL if y is None else data_of(y, typenum, n, True, "y")
+    cdef Py_ssize_t n_blocks = (n + BLOCK - 1) // BLOCK
+    cdef double stack_partial[16]
+    cdef double* partial = stack_partial
+    cdef double total
+    if n == 0:
+        return 0.0
+    if n_blocks > 16:
+        partial = <double*>malloc(n_blocks * sizeof(double))
+        if partial == NULL:
+            raise MemoryError()
+    with nogil:
+        if typenum == cnp.NPY_FLOAT:
+            total = sq_norm_axpy_impl[float](<float*>px, <float*>py, n, a, partial, n_threads)
+        else:
+            total = sq_norm_axpy_impl[double](<double*>px, <double*>py, n, a, partial,
+                                              n_threads)
+    if partial != stack_partial:
+        free(partial)
+    return total

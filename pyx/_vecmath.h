@@ -654,6 +654,30 @@ ATTR static double cp_sq_diff_##NAME##SFX(const T *pred, const T *target, T *gra
     return cp_sum8(acc);                                                               \
 }
 
+/* The L2 penalty over a span in one pass: returns sum x^2 in float64 (16 partial
+   sums added in a fixed order, as CP_SQDIFF_SPAN) and, where y is not NULL,
+   adds a x to it: y = y + a x, rounded as NumPy's y += a * x (built without FMA,
+   so every copy gives the same bits). With y NULL: the squared norm alone. */
+#define CP_SQNORM_BLOCKS(STORE)                                                        \
+    for (i = 0; i + 16 <= n; i += 16) {                                                \
+        for (k = 0; k < 16; k++) acc[k] += (double)x[i + k] * x[i + k];                \
+        for (k = 0; k < 16; k++) STORE;                                                \
+    }
+#define CP_SQNORM_SPAN(T, NAME, SFX, ATTR)                                             \
+ATTR static double cp_sq_norm_axpy_##NAME##SFX(const T *x, T *y, ptrdiff_t n, T a)     \
+{                                                                                      \
+    double acc[16] = {0};                                                              \
+    ptrdiff_t i, k;                                                                    \
+    if (y != NULL) { CP_SQNORM_BLOCKS(y[i + k] = y[i + k] + a * x[i + k]) }            \
+    else           { CP_SQNORM_BLOCKS((void)0) }                                       \
+    for (i = n / 16 * 16; i < n; i++) {                                                \
+        acc[0] += (double)x[i] * x[i];                                                 \
+        if (y != NULL) y[i] = y[i] + a * x[i];                                         \
+    }                                                                                  \
+    for (k = 0; k < 8; k++) acc[k] += acc[k + 8];                                      \
+    return cp_sum8(acc);                                                               \
+}
+
 #ifdef CP_X86_DISPATCH
 CP_SPANS(_base, )
 CP_SPANS(_avx2, __attribute__((target("avx2,fma"))))
@@ -665,6 +689,10 @@ CP_SQDIFF_SPAN(float, f32, _base, )
 CP_SQDIFF_SPAN(double, f64, _base, )
 CP_SQDIFF_SPAN(float, f32, _avx2, __attribute__((target("avx2"))))
 CP_SQDIFF_SPAN(double, f64, _avx2, __attribute__((target("avx2"))))
+CP_SQNORM_SPAN(float, f32, _base, )
+CP_SQNORM_SPAN(double, f64, _base, )
+CP_SQNORM_SPAN(float, f32, _avx2, __attribute__((target("avx2"))))
+CP_SQNORM_SPAN(double, f64, _avx2, __attribute__((target("avx2"))))
 
 /* The AVX2 copies run where the CPU has AVX2 and FMA, unless the environment
    variable CYPROP_NO_AVX2 is set (to anything but "" or "0") when a module
@@ -690,6 +718,8 @@ CP_OPT_SPANS(float, f32, sqrtf, _base, )
 CP_OPT_SPANS(double, f64, sqrt, _base, )
 CP_SQDIFF_SPAN(float, f32, _base, )
 CP_SQDIFF_SPAN(double, f64, _base, )
+CP_SQNORM_SPAN(float, f32, _base, )
+CP_SQNORM_SPAN(double, f64, _base, )
 #define CP_DISPATCH(name, args) (name##_base args)
 #endif
 
@@ -726,6 +756,10 @@ static inline double cp_sq_diff_f32(const float *pred, const float *target, floa
 static inline double cp_sq_diff_f64(const double *pred, const double *target, double *grad,
                                     ptrdiff_t n, double two_scale)
 { return CP_DISPATCH(cp_sq_diff_f64, (pred, target, grad, n, two_scale)); }
+static inline double cp_sq_norm_axpy_f32(const float *x, float *y, ptrdiff_t n, float a)
+{ return CP_DISPATCH(cp_sq_norm_axpy_f32, (x, y, n, a)); }
+static inline double cp_sq_norm_axpy_f64(const double *x, double *y, ptrdiff_t n, double a)
+{ return CP_DISPATCH(cp_sq_norm_axpy_f64, (x, y, n, a)); }
 
 static inline void cp_sgd_f32(float *p, const float *grad, float *buf, ptrdiff_t n, float lr,
                               float mom, float damp, float wd, int use_momentum, int nesterov,

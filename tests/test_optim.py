@@ -118,6 +118,21 @@ def test_identical_across_thread_counts(dtype):
     np.testing.assert_array_equal(out[0], out[1])
 
 
+@pytest.mark.parametrize("n", [0, 1, 17, 8192 * 16 + 3])
+def test_l2_penalty_kernel(dtype, n_threads, n):
+    """sum(W**2) in float64 and dW += coef * W, rounded as NumPy's, in one pass."""
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal(n).astype(dtype)
+    dW = rng.standard_normal(n).astype(dtype)
+    want = dW + dtype(0.3) * W
+    total = F._add_l2(W, dW, 0.3)
+    np.testing.assert_array_equal(dW, want)
+    np.testing.assert_allclose(total, np.sum(W.astype(np.float64) ** 2), rtol=1e-14)
+    assert isinstance(total, float)
+    with pytest.raises(ValueError, match="y"):
+        F._add_l2(W, dW.astype(np.float64 if dtype == np.float32 else np.float32), 0.3)
+
+
 def test_against_torch_when_installed():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)

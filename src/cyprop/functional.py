@@ -499,6 +499,15 @@ def _adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, 
                      1 - beta1 ** step, 1 - beta2 ** step, _n_threads())
 
 
+def _add_l2(W, dW, coef):
+    """``dW += coef * W`` and return ``sum(W**2)`` (float64), in one pass.
+
+    The L2 penalty's gradient and value, for arrays cyprop owns (the kernel
+    checks dtype, order, size and writeability in C).
+    """
+    return _optim.sq_norm_axpy(W, dW, coef, _n_threads())
+
+
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
              weight_decay=0.0, nesterov=False, first_step=True):
     """One in-place SGD update with ``torch.optim.SGD`` semantics.

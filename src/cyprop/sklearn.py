@@ -279,7 +279,6 @@ class _BaseMLP(BaseEstimator):
         if self.batch_size != "auto" and not 1 <= self.batch_size <= n_samples:
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going"
                           " to be clipped", stacklevel=3)
-        weights = [layer.W for layer in model.layers]
         idx = np.arange(n_samples)
         for _ in range(self.max_iter):
             if self.shuffle:  # as sklearn: shuffle the previous epoch's order
@@ -292,9 +291,12 @@ class _BaseMLP(BaseEstimator):
                 loss, grad = self._loss_grad(model(xb), yb, nb)
                 model.backward(grad)
                 if self.alpha:
-                    for layer, W in zip(model.layers, weights):
-                        layer.dW += (self.alpha / nb) * W
-                    loss += 0.5 * self.alpha * sum(np.vdot(W, W) for W in weights) / nb
+                    # sklearn's L2 term in one kernel pass per layer; np.vdot here woke
+                    # NumPy's BLAS threads, whose spinning stalled cyprop's (19x at 2 threads)
+                    sq = 0.0
+                    for layer in model.layers:
+                        sq += F._add_l2(layer.W, layer.dW, self.alpha / nb)
+                    loss += 0.5 * self.alpha * sq / nb
                 opt.step()
                 accumulated += loss * nb
             self.n_iter_ += 1
