@@ -1,0 +1,36 @@
+"""Layers with state: Linear, activations, Sequential, and losses.
+
+Every layer computes on workspaces it keeps per batch size, so a training
+step in steady state allocates no arrays. The array a layer's ``forward``
+(or ``backward``) returns is that workspace: it stays valid until the next
+``forward`` (``backward``) call of the same layer with the same batch size.
+Copy it (``y.copy()``) to keep it longer. ``backward`` overwrites the
+parameter gradients (``Linear.dW``, ``Linear.db``); it does not accumulate.
+
+Threads: the kernels release the GIL, so different models train in parallel
+from different Python threads (with the same results as one after the
+other). One model (or layer, or loss) is not thread-safe - its workspaces
+are shared - and this is enforced: a call while another thread is inside one
+raises RuntimeError, as does a ``backward`` on another thread than the
+matching ``forward``. Use one model per thread, or a lock.
+
+Parameters live in fixed buffers: assigning ``layer.W = values`` copies the
+values in. A ``Sequential`` gathers its layers' parameters (and gradients)
+into one contiguous buffer each, so an optimizer updates them all in one
+kernel call; and a ``Sequential`` of ``Linear``/activation layers runs its
+whole forward (and backward) pass in one kernel call per batch size. A layer
+belongs to one ``Sequential``; create optimizers after the model.
+
+Each family of layers has a module of its own, as in ``torch.nn.modules``:
+``_module`` (Parameter, Module), ``_linear``, ``_activation``, ``_sequential``,
+``_loss`` and ``_io`` (saving and loading); every public name is here.
+"""
+from ._activation import ReLU, Sigmoid, Tanh
+from ._io import load
+from ._linear import Linear
+from ._loss import MSELoss, SoftmaxCrossEntropy
+from ._module import Module, Parameter
+from ._sequential import Sequential
+
+__all__ = ["Parameter", "Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential",
+           "SoftmaxCrossEntropy", "MSELoss", "load"]

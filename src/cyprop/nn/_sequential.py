@@ -1,0 +1,180 @@
+"""Sequential: a chain of layers, run in one kernel call where it can be."""
+import numpy as np
+
+from .. import functional as F
+from .._threads import get_num_threads
+from ._activation import ReLU, Sigmoid, Tanh
+from ._io import save
+from ._linear import Linear
+from ._module import Module, _cached, _check_backward_thread, _get_ident, _in_use
+
+
+class Sequential(Module):
+    """A chain of layers; ``backward`` runs them in reverse.
+
+    Parameters
+    ----------
+    *layers : Module
+        Layers of one dtype. Parameter-free activation layers take the dtype
+        of the layers around them.
+
+    Notes
+    -----
+    The layers' parameters and gradients are moved into one contiguous
+    buffer each (assigning ``layer.W = ...`` still works: it copies in). When
+    every layer is a ``Linear``, ``ReLU``, ``Sigmoid`` or ``Tanh``, forward
+    and backward each run the whole chain in one kernel call.
+    """
+
+    def __init__(self, *layers):
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"layer {i} must be a cyprop.nn.Module, got {type(layer).__name__}")
+        dtypes = {layer.dtype for layer in layers if layer.parameters()}
+        if len(dtypes) > 1:
+            raise TypeError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop() if dtypes else layers[0].dtype
+        for layer in layers:
+            if not layer.parameters():
+                layer.dtype = self.dtype
+        self.layers = list(layers)
+        self._gather_parameters()
+        self._in_features = self._chain_input_width()
+        self._plans = {}
+        self._last = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_plans"], state["_last"] = {}, None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._gather_parameters()  # pickling copied each view: tile one buffer again
+
+    def _gather_parameters(self):
+        size = sum(p.value.size for p in self.parameters())
+        values, grads = np.empty(size, self.dtype), np.zeros(size, self.dtype)
+        offset = 0
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                offset = layer._adopt(values, grads, offset)
+        self._values, self._grads = values, grads
+
+    def _chain_input_width(self):
+        """Input width if the whole model can run as one ChainPlan, else None."""
+        if not all(type(layer) in (Linear, ReLU, Sigmoid, Tanh) for layer in self.layers):
+            return None
+        widths = [layer.in_features for layer in self.layers if isinstance(layer, Linear)]
+        if not widths:
+            return None
+        width = widths[0]
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                if layer.in_features != width:
+                    raise ValueError(f"{layer!r} takes {layer.in_features} features but the "
+                                     f"layer before it gives {width}")
+                width = layer.out_features
+        return widths[0]
+
+    def __repr__(self):
+        inner = ",\n  ".join(map(repr, self.layers))
+        return f"Sequential(\n  {inner}\n)"
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def save(self, path):
+        """Save the model to ``path`` (an ``.npz`` file; no suffix is added).
+
+        The file holds the parameter arrays and a JSON description of the
+        layers; :func:`cyprop.load` reads it back exactly. Only models made of
+        ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh`` layers can be saved.
+        """
+        save(self, path)
+
+    def _plan(self, n):
+        """The ChainPlan (and its output and input-gradient arrays) for batch size n."""
+        return _cached(self._plans, n, lambda: self._build_plan(n))
+
+    def _build_plan(self, n):
+        """A ChainPlan for batch size n with its workspaces: (plan, output, input gradient)."""
+        plan = F._ChainPlan(n, self.dtype, len(self.layers))
+        width = self._in_features
+        first_dx = y = None
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                y = np.empty((n, layer.out_features), self.dtype)
+                dx = np.empty((n, layer.in_features), self.dtype)
+                delta = np.empty_like(y) if layer._code else None
+                plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
+                                layer._code)
+            else:
+                y, dx = np.empty((n, width), self.dtype), np.empty((n, width), self.dtype)
+                plan.add_activation(y, dx, layer._code)
+            width = y.shape[1]
+            first_dx = dx if first_dx is None else first_dx
+        return plan, y, first_dx
+
+    def forward(self, x):
+        """Run the layers in order; returns the last layer's output workspace."""
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            self._forward_thread = _get_ident()
+            if self._in_features is None:
+                for layer in self.layers:
+                    x = layer.forward(x)
+                return x
+            n_threads = get_num_threads()
+            # fast path: a C-contiguous ndarray of our dtype and width, for a batch
+            # size seen before (the plan checks it in C and declines anything else)
+            entry = self._plans.get(x.shape[0]) if type(x) is np.ndarray and x.ndim == 2 else None
+            if entry is None or not entry[0].forward(x, n_threads, False):
+                x = self._input(x)
+                if x.ndim != 2 or x.shape[1] != self._in_features:
+                    raise ValueError(f"x must have shape (N, {self._in_features}), got {x.shape}")
+                entry = self._plan(x.shape[0])
+                entry[0].forward(x, n_threads)
+            self._last = entry
+            return entry[1]
+        finally:
+            self._call_lock.release()
+
+    def backward(self, dy, *, need_dx=False):
+        """Back-propagate ``dy``; fills every layer's parameter gradients.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient of the loss w.r.t. the model's output.
+        need_dx : bool, default False
+            Also compute the gradient w.r.t. the model's input (one more GEMM),
+            as PyTorch does only for inputs that require it.
+
+        Returns
+        -------
+        dx : ndarray or None
+        """
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            _check_backward_thread(self)
+            if self._in_features is None:
+                last = len(self.layers) - 1
+                for i in range(last, -1, -1):
+                    # the gradients between layers are our own workspaces: safe to overwrite
+                    dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0,
+                                                 _overwrite_dy=i < last)
+                return dy
+            if self._last is None:
+                raise ValueError("Sequential.backward() called before forward()")
+            plan, y, first_dx = self._last
+            n_threads = get_num_threads()
+            if not plan.backward(dy, bool(need_dx), n_threads, False):
+                plan.backward(self._check_dy(dy, y.shape), bool(need_dx), n_threads)
+            return first_dx if need_dx else None
+        finally:
+            self._call_lock.release()
