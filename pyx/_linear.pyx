@@ -19,7 +19,7 @@ of rows or columns of its output that ``prange`` hands to our OpenMP threads
 count, so results are bit-identical for any number of threads (OpenBLAS's
 own threading partitions by thread count and rounds differently), and only
 one thread pool ever runs: no BLAS pool nested in, or spinning beside, ours.
-The blocks go to whichever thread is free (schedule "dynamic"), and a region
+The blocks go to whichever thread is free (schedule "guided"), and a region
 that waited on a thread the scheduler did not run makes the kernels back off
 to one thread for a while (``_team.h``).
 ``db`` is reduced the same way: rows are cut into fixed chunks of
@@ -261,7 +261,7 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
     cdef int nt = cp_region_begin(&reg, n_threads, n_blocks)
     cdef int64_t t
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             start = blk * block
             gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, 0, C, ldc, by_rows,
@@ -329,7 +329,7 @@ cdef void dw_k_split(const floating* x, const floating* d, floating* dW, floatin
     cdef int nt = cp_region_begin(&reg, n_threads, c)
     cdef int64_t t
     if nt > 1:
-        for k in prange(c, num_threads=nt, schedule="dynamic"):
+        for k in prange(c, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             dw_chunk(x, d, dW, ws, n, n_in, n_out, chunk, k)
             cp_block_end(&reg, t)
@@ -419,7 +419,7 @@ cdef void linear_forward_impl(const floating* x, const floating* W, const floati
         return
     nt = cp_region_begin(&reg, n_threads, n_blocks)
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             forward_block(x, W, b, y, n, n_in, n_out, act, by_rows, blk * block,
                           min(blk * block + block, dim))
@@ -490,7 +490,7 @@ cdef void linear_backward_impl(const floating* dy, const floating* x, const floa
     if act != ACT_NONE or need_db:
         nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_out >= MIN_PARALLEL else 1
         if nt > 1:
-            for c in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+            for c in prange(n_chunks, num_threads=nt, schedule="guided"):
                 t = cp_block_begin()
                 delta_db_chunk(dy, y, act, delta, partial, need_db, n, n_out, c)
                 cp_block_end(&reg, t)

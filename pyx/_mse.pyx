@@ -53,7 +53,7 @@ cdef double mse_impl(const floating* pred, const floating* target, floating* gra
     cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for c in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+        for c in prange(n_chunks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             i0 = c * CHUNK
             partial[c] = mse_chunk(pred + i0, target + i0, grad + i0, min(CHUNK, n - i0),

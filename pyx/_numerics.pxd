@@ -116,7 +116,7 @@ cdef inline void parallel_activation_forward(const floating* x, floating* y, Py_
     cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if size >= ACT_MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             start = blk * ACT_BLOCK
             activation_forward_span(x + start, y + start, min(start + ACT_BLOCK, size) - start,
@@ -136,7 +136,7 @@ cdef inline void parallel_activation_backward(const floating* dy, const floating
     cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if size >= ACT_MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             start = blk * ACT_BLOCK
             activation_backward_span(dy + start, y + start, dx + start,

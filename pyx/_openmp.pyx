@@ -34,11 +34,13 @@ cdef extern from "_team.h" nogil:
         int64_t last_loss
         int64_t losses
         int64_t fixed
+        int64_t last_end
     ctypedef struct cp_region:
         int64_t t0
         int64_t busy
         Py_ssize_t blocks
         Py_ssize_t n_blocks
+        int cold
     void* cp_team_address()
     void cp_team_bind(void* state)
     int64_t cp_now_ns()
@@ -68,7 +70,7 @@ def team_stats():
 def _team_reset():
     """Forget every loss and back-off (tests, benchmarks)."""
     cdef cp_team_state* s = _state()
-    s.serial_until = s.backoff = s.last_loss = s.losses = 0
+    s.serial_until = s.backoff = s.last_loss = s.losses = s.last_end = 0
 
 
 def _team_fix(bint fixed):
@@ -83,10 +85,11 @@ def _team_fix(bint fixed):
 
 
 def _team_simulate_region(int64_t wall_ns, int64_t busy_ns, Py_ssize_t blocks,
-                          Py_ssize_t n_blocks):
-    """Judge a made-up region (thread 0 ran ``blocks`` of ``n_blocks`` in ``busy_ns``)."""
+                          Py_ssize_t n_blocks, bint cold=False):
+    """Judge a made-up region (thread 0 ran ``blocks`` of ``n_blocks`` in ``busy_ns``;
+    ``cold``: it began long after the last one)."""
     cdef cp_region r
     r.t0 = cp_now_ns() - wall_ns
-    r.busy, r.blocks, r.n_blocks = busy_ns, blocks, n_blocks
+    r.busy, r.blocks, r.n_blocks, r.cold = busy_ns, blocks, n_blocks, cold
     cp_region_end(&r)
     return team_stats()

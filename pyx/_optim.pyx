@@ -78,7 +78,7 @@ cdef void sgd_impl(floating* p, const floating* grad, floating* buf, Py_ssize_t 
     cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if n >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             i0 = blk * BLOCK
             sgd_span(p + i0, grad + i0, buf + i0, min(BLOCK, n - i0), lr_, mom, damp, wd,
@@ -133,7 +133,7 @@ cdef void adam_impl(floating* p, const floating* grad, floating* m, floating* v,
     cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if n >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             i0 = blk * BLOCK
             adam_span(p + i0, grad + i0, m + i0, v + i0, min(BLOCK, n - i0), b1, b2, one_b1,
@@ -185,7 +185,7 @@ cdef double sq_norm_axpy_impl(const floating* x, floating* y, Py_ssize_t n, doub
     cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if n >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             i0 = blk * BLOCK
             partial[blk] = sq_norm_axpy_span(x + i0, y + i0 if y != NULL else NULL,

@@ -72,7 +72,7 @@ cdef inline void softmax_rows(const floating* z, floating* p, Py_ssize_t n, Py_s
     cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_classes >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for ch in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+        for ch in prange(n_chunks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             for i in range(ch * CHUNK, min(ch * CHUNK + CHUNK, n)):
                 softmax_row_at(z, p, i, n, n_classes)
@@ -181,7 +181,7 @@ cdef double index_loss(const floating* z, const Py_ssize_t* target, floating* dz
     cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_classes >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for ch in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+        for ch in prange(n_chunks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             partial[ch] = index_chunk(z, target, dz, n, n_classes, scale, ch, &bad)
             cp_block_end(&reg, t)
@@ -279,7 +279,7 @@ cdef double proba_loss(const floating* z, const floating* target, floating* dz, 
     cdef int nt = cp_region_begin(&reg, n_threads, n_chunks) if n * n_classes >= MIN_PARALLEL else 1
     cdef int64_t t
     if nt > 1:
-        for ch in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+        for ch in prange(n_chunks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             partial[ch] = proba_chunk(z, target, dz, n, n_classes, scale, ch)
             cp_block_end(&reg, t)

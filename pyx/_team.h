@@ -13,28 +13,39 @@
  * slower), so cyprop measures each region and backs off:
  *
  * - Every region's blocks are fixed by the shapes (never by the thread
- *   count) and handed out dynamically (schedule "dynamic"), so a thread that
- *   runs late takes fewer of them; results are the same whichever thread
- *   computes a block.
+ *   count) and handed out as threads come free (schedule "guided": runs of
+ *   blocks that shrink as the region goes on, so few grabs; "dynamic", one
+ *   block a grab, made (4096, 1024) ReLU 15-20% slower at 2 threads), so a
+ *   thread that runs late takes fewer of them; results are the same
+ *   whichever thread computes a block.
  * - The calling thread (thread 0 of the team) times the blocks it computes.
  *   Their mean time times the number of blocks estimates what the region
  *   would have taken on that one thread (``serial``). A region whose wall
  *   time exceeds CP_TEAM_LOSS times that, and by more than CP_TEAM_SLACK_NS,
  *   lost to one thread: it waited on a thread the scheduler did not run.
- * - A loss that waited more than CP_TEAM_STALL_NS, or a second loss within
+ * - A region that begins more than CP_TEAM_COLD_NS after the last one ended
+ *   is not judged: its threads were asleep, and on a quiet machine waking
+ *   them could stall it for 2-8 ms (the scheduler woke both threads on one
+ *   CPU and spread them out later; seen on about 1 in 6 such regions, never
+ *   on a region that followed another within milliseconds).
+ * - A loss of more than CP_TEAM_STALL_NS (a thread off the CPU for a time
+ *   slice: 8-16 ms beside a busy process), or a second loss within
  *   CP_TEAM_WINDOW_NS of the last, starts a back-off: every region runs on
  *   one thread for CP_TEAM_BACKOFF_MIN_NS, then for twice as long after each
  *   further loss, up to CP_TEAM_BACKOFF_MAX_NS; the first region after it
- *   tries the team again. A lone short loss (an interrupt, a page fault) is
- *   forgiven. The back-off starts again from its minimum once no region has
- *   lost for CP_TEAM_FORGET times the last one.
+ *   tries the team again. A lone short loss is forgiven: on a quiet
+ *   (virtual) machine a warm region lost 1.5-4.5 ms now and then, a few
+ *   times a minute, where a back-off would cost more than the loss. The
+ *   back-off starts again from its minimum once no region has lost for
+ *   CP_TEAM_FORGET times the last one.
+ * - A region in which thread 0 computed no block (the others took them all
+ *   while it was off the CPU) has a serial estimate of 0: all its time counts.
  *
- * On a quiet machine no region loses by so much (0 of 15000 regions of a
- * 64-128-128-10 training loop lost by more than 1 ms; the largest excess was
- * 0.97 ms), and regions too small to pay are serial anyway, by each kernel's
- * size threshold, so nothing changes there. Beside a busy process the kernels
- * run at about their 1-thread speed, plus a lost region or two per back-off:
- * at the longest, a few milliseconds a second.
+ * On a quiet machine losses are that rare, and regions too small to pay are
+ * serial anyway, by each kernel's size threshold, so nothing changes there
+ * (0 of 15000 regions of a 64-128-128-10 training loop lost by more than
+ * 1 ms). Beside a busy process the kernels run at about their 1-thread speed,
+ * plus two lost regions per back-off: at the longest, under 1% of the time.
  *
  * The state is one per process: each kernel module binds, at import, to the
  * _openmp module's (cp_team_bind; see _team.pxd), so a loss seen by one
@@ -84,10 +95,11 @@ static inline int64_t cp_now_ns(void)
 #define CP_TEAM_LOSS 1.25                   /* wall > 1.25 x serial: the region lost */
 #define CP_TEAM_SLACK_NS 250000             /* ... and by at least 250 us */
 #define CP_TEAM_WINDOW_NS 50000000          /* two losses within 50 ms start a back-off, */
-#define CP_TEAM_STALL_NS 2000000            /* and so does one that waited over 2 ms */
+#define CP_TEAM_STALL_NS 5000000            /* and so does one that lost over 5 ms */
 #define CP_TEAM_BACKOFF_MIN_NS 50000000     /* of 50 ms on one thread at first */
 #define CP_TEAM_BACKOFF_MAX_NS 1000000000   /* at most 1 s */
 #define CP_TEAM_FORGET 4
+#define CP_TEAM_COLD_NS 20000000            /* a region 20 ms after the last is not judged */
 
 typedef struct {
     int64_t serial_until;   /* regions run on one thread until this time (ns) */
@@ -95,6 +107,7 @@ typedef struct {
     int64_t last_loss;      /* when a region last lost (ns) */
     int64_t losses;         /* regions lost so far (for tests and the bench) */
     int64_t fixed;          /* nonzero: never back off (tests that need every region parallel) */
+    int64_t last_end;       /* when the last region ended (ns) */
 } cp_team_state;
 
 typedef struct {
@@ -102,9 +115,10 @@ typedef struct {
     int64_t busy;           /* thread 0's time in blocks */
     ptrdiff_t blocks;       /* blocks thread 0 computed */
     ptrdiff_t n_blocks;     /* blocks in the region */
+    int cold;               /* the region began over CP_TEAM_COLD_NS after the last one */
 } cp_region;
 
-static cp_team_state cp_team_own = {0, 0, 0, 0, 0};
+static cp_team_state cp_team_own = {0, 0, 0, 0, 0, 0};
 static cp_team_state *cp_team = &cp_team_own;
 
 /* use the process-wide state at ``state`` (the _openmp module's) */
@@ -123,6 +137,7 @@ static inline int cp_region_begin(cp_region *r, int n_threads, ptrdiff_t n_block
     if (now < CP_LOAD(&cp_team->serial_until))
         return 1;
     r->t0 = now;
+    r->cold = now - CP_LOAD(&cp_team->last_end) > CP_TEAM_COLD_NS;
     r->busy = 0;
     r->blocks = 0;
     r->n_blocks = n_blocks;
@@ -140,16 +155,18 @@ static inline void cp_block_end(cp_region *r, int64_t started)
     }
 }
 
-/* After the region: did it lose to one thread? A loss that waited more than
+/* After the region: did it lose to one thread? A loss of more than
    CP_TEAM_STALL_NS, or a second loss within CP_TEAM_WINDOW_NS of the last
    one, starts a back-off. */
 static inline void cp_region_end(const cp_region *r)
 {
     int64_t now = cp_now_ns(), wall = now - r->t0, backoff, last;
     double serial;
-    if (r->blocks == 0 || CP_LOAD(&cp_team->fixed))
-        return;  /* thread 0 computed nothing (no estimate), or told not to back off */
-    serial = (double)r->busy * (double)r->n_blocks / (double)r->blocks;
+    CP_STORE(&cp_team->last_end, now);
+    if (r->cold || CP_LOAD(&cp_team->fixed))
+        return;  /* not judged: a cold start, or told not to back off */
+    /* thread 0 computed no block: it was off the CPU all along (0: any wait is lost) */
+    serial = r->blocks ? (double)r->busy * (double)r->n_blocks / (double)r->blocks : 0.0;
     backoff = CP_LOAD(&cp_team->backoff);
     last = CP_LOAD(&cp_team->last_loss);
     if ((double)wall > CP_TEAM_LOSS * serial && (double)wall > serial + CP_TEAM_SLACK_NS) {
@@ -157,7 +174,7 @@ static inline void cp_region_end(const cp_region *r)
         CP_STORE(&cp_team->last_loss, now);
         if ((double)wall < serial + CP_TEAM_STALL_NS
                 && (last == 0 || now - last > CP_TEAM_WINDOW_NS))
-            return;  /* a lone short loss: an interrupt, a page fault, a daemon */
+            return;  /* a lone short loss: a page fault, a daemon, the hypervisor */
         backoff = backoff < CP_TEAM_BACKOFF_MIN_NS ? CP_TEAM_BACKOFF_MIN_NS : 2 * backoff;
         if (backoff > CP_TEAM_BACKOFF_MAX_NS)
             backoff = CP_TEAM_BACKOFF_MAX_NS;

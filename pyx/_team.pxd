@@ -6,7 +6,7 @@
 #     cdef cp_region reg
 #     nt = cp_region_begin(&reg, n_threads, n_blocks) if <big enough> else 1
 #     if nt > 1:
-#         for blk in prange(n_blocks, num_threads=nt, schedule="dynamic"):
+#         for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
 #             t = cp_block_begin()
 #             <block blk>
 #             cp_block_end(&reg, t)
