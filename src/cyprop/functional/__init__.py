@@ -1,0 +1,33 @@
+"""Functional API: validate, allocate, dispatch to the Cython kernels.
+
+Every function takes float32 or float64 arrays of one dtype (the rules are in
+the README, "Input conversion"), returns arrays of that dtype, and accepts
+preallocated outputs (``out=``, ``grad_out=``, ``dx=``...) that are written,
+never reallocated. Kernels run without the GIL on
+:func:`cyprop.get_num_threads` threads; results do not depend on that number.
+
+The plain NumPy twin of every function, with the same signature, is
+:mod:`cyprop.reference`.
+
+The ops live in one module per family (``_linear``, ``_activation``,
+``_loss``, ``_optim``), named as the kernels in ``pyx/``, the reference in
+:mod:`cyprop.reference` and the layers in :mod:`cyprop.nn`.
+"""
+from ._activation import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                          tanh_backward, tanh_forward)
+from ._linear import linear_backward, linear_forward
+from ._loss import mse_loss, softmax, softmax_cross_entropy
+from ._optim import adam_step, sgd_step
+
+# for cyprop.nn, cyprop.optim and cyprop.sklearn, whose arrays are their own
+from ._linear import _ChainPlan  # noqa: F401,E402
+from ._loss import _softmax_ce_into  # noqa: F401,E402
+from ._optim import _adam_update, _add_l2, _sgd_update  # noqa: F401,E402
+
+__all__ = [
+    "linear_forward", "linear_backward",
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "tanh_forward", "tanh_backward",
+    "softmax", "softmax_cross_entropy", "mse_loss",
+    "sgd_step", "adam_step",
+]
