@@ -567,6 +567,25 @@ ATTR static void cp_scale_f32##SFX(float *g, float a, ptrdiff_t n)              
 ATTR static void cp_scale_f64##SFX(double *g, double a, ptrdiff_t n)                  \
 { ptrdiff_t i; for (i = 0; i < n; i++) g[i] *= a; }
 
+/* One Adam element: DEN sets d, the denominator's second moment */
+#define CP_ADAM_LOOP(T, SQRT, DEN)                                                     \
+    for (i = 0; i < n; i++) {                                                          \
+        g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                                   \
+        m[i] = b1 * m[i] + one_b1 * g;                                                 \
+        v[i] = b2 * v[i] + one_b2 * g * g;                                             \
+        DEN;                                                                           \
+        p[i] = p[i] * decay - step_size * m[i] / (SQRT(d) * inv_sqrt_bc2 + eps);       \
+    }
+/* One RMSprop element: AVG sets avg from s (and the centered mean), UPDATE p */
+#define CP_RMSPROP_LOOP(AVG, UPDATE)                                                   \
+    for (i = 0; i < n; i++) {                                                          \
+        g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                                   \
+        s = alpha * sq[i] + one_alpha * g * g;                                         \
+        sq[i] = s;                                                                     \
+        AVG;                                                                           \
+        UPDATE;                                                                        \
+    }
+
 /* Optimizer updates over spans (see _optim.pyx for the formulas, PyTorch's).
    Loop-invariant flags are selects, so gcc vectorizes every variant. The
    AVX2 copy is built without FMA: no multiply-add is contracted, so every
@@ -606,16 +625,38 @@ ATTR static void cp_sgd_##NAME##SFX(T *p, const T *grad, T *buf, ptrdiff_t n, T 
         }                                                                              \
     }                                                                                  \
 }                                                                                      \
-ATTR static void cp_adam_##NAME##SFX(T *p, const T *grad, T *m, T *v, ptrdiff_t n,     \
-                                     T b1, T b2, T one_b1, T one_b2, T eps, T wd,      \
-                                     T step_size, T inv_sqrt_bc2)                      \
+/* Adam and AdamW: with vmax (amsgrad) the running max of v is the denominator;  \
+   decay = 1 - lr wd scales p first (AdamW's decoupled decay; 1, exact, for Adam). */ \
+ATTR static void cp_adam_##NAME##SFX(T *p, const T *grad, T *m, T *v, T *vmax,         \
+                                     ptrdiff_t n, T b1, T b2, T one_b1, T one_b2,      \
+                                     T eps, T wd, T decay, T step_size,                \
+                                     T inv_sqrt_bc2)                                   \
 {                                                                                      \
-    ptrdiff_t i; T g;                                                                  \
-    for (i = 0; i < n; i++) {                                                          \
-        g = wd != 0 ? grad[i] + wd * p[i] : grad[i];                                   \
-        m[i] = b1 * m[i] + one_b1 * g;                                                 \
-        v[i] = b2 * v[i] + one_b2 * g * g;                                             \
-        p[i] = p[i] - step_size * m[i] / (SQRT(v[i]) * inv_sqrt_bc2 + eps);            \
+    ptrdiff_t i; T g, d;                                                               \
+    if (vmax == NULL) {                                                                \
+        CP_ADAM_LOOP(T, SQRT, d = v[i])                                                \
+    } else {                                                                           \
+        CP_ADAM_LOOP(T, SQRT, d = vmax[i] > v[i] ? vmax[i] : v[i]; vmax[i] = d)        \
+    }                                                                                  \
+}                                                                                      \
+/* RMSprop (torch.optim.RMSprop): gavg (centered) and buf (momentum) may be NULL */    \
+ATTR static void cp_rmsprop_##NAME##SFX(T *p, const T *grad, T *sq, T *gavg, T *buf,    \
+                                        ptrdiff_t n, T lr, T alpha, T one_alpha, T eps,\
+                                        T wd, T mom)                                   \
+{                                                                                      \
+    ptrdiff_t i; T g, s, a, avg;                                                       \
+    if (gavg == NULL && buf == NULL) {                                                 \
+        CP_RMSPROP_LOOP(avg = SQRT(s) + eps, p[i] = p[i] - lr * (g / avg))             \
+    } else if (gavg == NULL) {                                                         \
+        CP_RMSPROP_LOOP(avg = SQRT(s) + eps,                                           \
+                        buf[i] = mom * buf[i] + g / avg; p[i] = p[i] - lr * buf[i])    \
+    } else if (buf == NULL) {                                                          \
+        CP_RMSPROP_LOOP(a = gavg[i] + one_alpha * (g - gavg[i]); gavg[i] = a;          \
+                        avg = SQRT(s - a * a) + eps, p[i] = p[i] - lr * (g / avg))     \
+    } else {                                                                           \
+        CP_RMSPROP_LOOP(a = gavg[i] + one_alpha * (g - gavg[i]); gavg[i] = a;          \
+                        avg = SQRT(s - a * a) + eps,                                   \
+                        buf[i] = mom * buf[i] + g / avg; p[i] = p[i] - lr * buf[i])    \
     }                                                                                  \
 }
 
@@ -769,13 +810,23 @@ static inline void cp_sgd_f64(double *p, const double *grad, double *buf, ptrdif
                               double mom, double damp, double wd, int use_momentum, int nesterov,
                               int first_step)
 { CP_DISPATCH(cp_sgd_f64, (p, grad, buf, n, lr, mom, damp, wd, use_momentum, nesterov, first_step)); }
-static inline void cp_adam_f32(float *p, const float *grad, float *m, float *v, ptrdiff_t n,
-                               float b1, float b2, float one_b1, float one_b2, float eps,
-                               float wd, float step_size, float inv_sqrt_bc2)
-{ CP_DISPATCH(cp_adam_f32, (p, grad, m, v, n, b1, b2, one_b1, one_b2, eps, wd, step_size, inv_sqrt_bc2)); }
-static inline void cp_adam_f64(double *p, const double *grad, double *m, double *v, ptrdiff_t n,
-                               double b1, double b2, double one_b1, double one_b2, double eps,
-                               double wd, double step_size, double inv_sqrt_bc2)
-{ CP_DISPATCH(cp_adam_f64, (p, grad, m, v, n, b1, b2, one_b1, one_b2, eps, wd, step_size, inv_sqrt_bc2)); }
+static inline void cp_adam_f32(float *p, const float *grad, float *m, float *v, float *vmax,
+                               ptrdiff_t n, float b1, float b2, float one_b1, float one_b2,
+                               float eps, float wd, float decay, float step_size,
+                               float inv_sqrt_bc2)
+{ CP_DISPATCH(cp_adam_f32, (p, grad, m, v, vmax, n, b1, b2, one_b1, one_b2, eps, wd, decay, step_size, inv_sqrt_bc2)); }
+static inline void cp_adam_f64(double *p, const double *grad, double *m, double *v, double *vmax,
+                               ptrdiff_t n, double b1, double b2, double one_b1, double one_b2,
+                               double eps, double wd, double decay, double step_size,
+                               double inv_sqrt_bc2)
+{ CP_DISPATCH(cp_adam_f64, (p, grad, m, v, vmax, n, b1, b2, one_b1, one_b2, eps, wd, decay, step_size, inv_sqrt_bc2)); }
+static inline void cp_rmsprop_f32(float *p, const float *grad, float *sq, float *gavg, float *buf,
+                                  ptrdiff_t n, float lr, float alpha, float one_alpha, float eps,
+                                  float wd, float mom)
+{ CP_DISPATCH(cp_rmsprop_f32, (p, grad, sq, gavg, buf, n, lr, alpha, one_alpha, eps, wd, mom)); }
+static inline void cp_rmsprop_f64(double *p, const double *grad, double *sq, double *gavg,
+                                  double *buf, ptrdiff_t n, double lr, double alpha,
+                                  double one_alpha, double eps, double wd, double mom)
+{ CP_DISPATCH(cp_rmsprop_f64, (p, grad, sq, gavg, buf, n, lr, alpha, one_alpha, eps, wd, mom)); }
 
 #endif /* CYPROP_VECMATH_H */

@@ -140,7 +140,7 @@ def test_optimizer_steps_reject():
         F.sgd_step(p, np.zeros(4), lr=0.1)
     with pytest.raises(TypeError, match="param must be a numpy.ndarray"):
         F.sgd_step([0.0, 0.0], [0.0, 0.0], lr=0.1)
-    with pytest.raises(ValueError, match="step must be >= 1"):
+    with pytest.raises(ValueError, match="step must be an int >= 1"):
         F.adam_step(p, np.zeros(3), np.zeros(3), np.zeros(3), step=0)
     with pytest.raises(TypeError, match="exp_avg must have dtype float64"):
         F.adam_step(p, np.zeros(3), np.zeros(3, f32), np.zeros(3), step=1)
@@ -300,8 +300,8 @@ def test_kernels_check_raw_arrays_themselves():
         ro.flags.writeable = False
         _optim.sgd_step(ro, g, ro, 0.1, 0.0, 0.0, 0.0, False, True, 1)
     with pytest.raises(ValueError, match="exp_avg_sq"):
-        _optim.adam_step(p, g, g.copy(), np.zeros(16, f32)[::2], 0.1, 0.9, 0.99, 1e-8, 0.0,
-                         0.1, 0.01, 1)
+        _optim.adam_step(p, g, g.copy(), np.zeros(16, f32)[::2], None, 0.1, 0.9, 0.99, 1e-8,
+                         0.0, False, 0.1, 0.01, 1)
     with pytest.raises(TypeError, match="pred"):
         _mse.mse(np.zeros(3, np.int64), g, g, True, 1.0, 1)
     with pytest.raises(ValueError, match="grad"):

@@ -287,6 +287,39 @@ def ce_cases(dtype):
     return steps
 
 
+ADAMW_SIZE = 1_000_000
+
+
+def adamw_cases(dtype, n=ADAMW_SIZE):
+    """{peer: step} for one AdamW step over n parameters (torch: its ``foreach`` AdamW)."""
+    rng = np.random.default_rng(4)
+    p0, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    param = nn.Parameter(p0.copy(), g.copy())
+    opt = optim.AdamW([param], lr=1e-3)
+    ref = [p0.copy(), np.zeros_like(p0), np.zeros_like(p0)]
+    count = {"t": 0}
+
+    def numpy_step():
+        count["t"] += 1
+        R.adamw_step(ref[0], g, ref[1], ref[2], step=count["t"], lr=1e-3)
+    steps = {"cyprop": opt.step, "numpy": numpy_step}
+    torch = _optional("torch")
+    if torch is not None:
+        t = torch.tensor(p0.copy(), requires_grad=True)
+        t.grad = torch.tensor(g)
+        topt = torch.optim.AdamW([t], lr=1e-3, foreach=True)
+        steps["torch"] = topt.step
+    m0, v0 = np.full_like(p0, 0.5), np.full_like(p0, 0.25)
+    a, b, c = np.zeros_like(p0), np.zeros_like(p0), np.zeros_like(p0)
+
+    def stream():  # reads four arrays (p, g, m, v) and writes three, as the update does
+        np.multiply(p0, g, out=a)
+        np.multiply(m0, g, out=b)
+        np.negative(v0, out=c)
+    steps["stream"] = stream
+    return steps
+
+
 def stream_step(inputs, out):
     """A kernel at memory speed, as NumPy runs it: a loop that computes next to nothing.
 
@@ -440,6 +473,7 @@ def build_cases(dtypes, which):
                 for direction in ("forward", "backward"):
                     yield f"{name} {direction} {KERNEL_SHAPE}", dtype, kernel_cases(name, direction, dtype)
             yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
+            yield f"adamw step ({ADAMW_SIZE // 10**6}M params)", dtype, adamw_cases(dtype)
 
 
 # the compute-bound kernels, whose thread scaling counts (the activation

@@ -17,17 +17,18 @@ from ._activation import (relu_backward, relu_forward, sigmoid_backward, sigmoid
                           tanh_backward, tanh_forward)
 from ._linear import linear_backward, linear_forward
 from ._loss import mse_loss, softmax, softmax_cross_entropy
-from ._optim import adam_step, sgd_step
+from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 
 # for cyprop.nn, cyprop.optim and cyprop.sklearn, whose arrays are their own
 from ._linear import _ChainPlan  # noqa: F401,E402
 from ._loss import _softmax_ce_into  # noqa: F401,E402
-from ._optim import _adam_update, _add_l2, _sgd_update  # noqa: F401,E402
+from ._optim import (_adam_update, _add_l2, _rmsprop_update, _scale, _sgd_update,  # noqa: F401,E402
+                     _sq_norm)
 
 __all__ = [
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward",
     "softmax", "softmax_cross_entropy", "mse_loss",
-    "sgd_step", "adam_step",
+    "sgd_step", "adam_step", "adamw_step", "rmsprop_step",
 ]

@@ -1,19 +1,10 @@
-"""Optimizers with PyTorch's update rules, running the in-place Cython kernels.
-
-``opt = SGD(model.parameters(), lr=0.1, momentum=0.9)``; after each
-``model.backward(...)``, ``opt.step()`` updates every parameter's ``value``
-in place from its ``grad``. When the parameters tile one contiguous buffer
-(as a ``cyprop.nn.Sequential`` lays them out) and their gradients another,
-the whole update is one kernel call over that buffer.
-"""
+"""The optimizers: SGD, Adam, AdamW, RMSprop (PyTorch's update rules)."""
 import numbers
 
 import numpy as np
 
-from . import functional as F
-from ._validation import FLOAT_DTYPES, check_nonneg_float
-
-__all__ = ["Optimizer", "SGD", "Adam"]
+from .. import functional as F
+from .._validation import FLOAT_DTYPES, check_nonneg_float
 
 
 class Optimizer:
@@ -45,11 +36,7 @@ class Optimizer:
             if not (value.flags.c_contiguous and value.flags.writeable):
                 raise ValueError(f"params[{i}].value must be C-contiguous and writeable")
         self.lr = _check_lr(lr)
-        values = _flat_span([p.value for p in self.params])
-        grads = _flat_span([p.grad for p in self.params])
-        # (value, grad) pairs the kernels update: one flat pair, or one per parameter
-        self._groups = ([(values, grads)] if values is not None and grads is not None
-                        else [(p.value, p.grad) for p in self.params])
+        self._groups = _groups(self.params)
 
     def state_dict(self):
         """Copies of the optimizer's state (step counters and buffers)."""
@@ -64,11 +51,15 @@ class Optimizer:
             if isinstance(current, list):
                 if len(new) != len(current):
                     raise ValueError(f"state {key!r} has {len(new)} buffers, expected {len(current)}")
-                for dst, src in zip(current, new):
-                    if dst is not None:
-                        if np.shape(src) != dst.shape:
-                            raise ValueError(f"state {key!r}: shape {np.shape(src)} != {dst.shape}")
-                        dst[...] = src
+                for i, ((value, _), src) in enumerate(zip(self._groups, new)):
+                    if src is None:
+                        current[i] = None  # not made yet (a buffer made on first use)
+                        continue
+                    if np.shape(src) != value.shape:
+                        raise ValueError(f"state {key!r}: shape {np.shape(src)} != {value.shape}")
+                    if current[i] is None:
+                        current[i] = np.zeros_like(value)
+                    current[i][...] = src
             else:
                 setattr(self, key, new)
 
@@ -90,6 +81,15 @@ def _check_lr(lr):
 
 def _address(a):
     return a.__array_interface__["data"][0]
+
+
+def _groups(params):
+    """(value, grad) pairs the kernels update: one flat pair, or one per parameter."""
+    values = _flat_span([p.value for p in params])
+    grads = _flat_span([p.grad for p in params])
+    if values is not None and grads is not None:
+        return [(values, grads)]
+    return [(p.value, p.grad) for p in params]
 
 
 def _flat_span(arrays):
@@ -131,8 +131,7 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
         self.nesterov = bool(nesterov)
         self._state_keys = ("_buffers", "_first")
-        self._buffers = ([np.zeros_like(value) for value, _ in self._groups]
-                         if self.momentum else [None] * len(self._groups))
+        self._buffers = [None] * len(self._groups)
         self._first = True
 
     def set_lr(self, lr, *, keep_velocity=False):
@@ -157,6 +156,11 @@ class SGD(Optimizer):
         self.lr = float(lr)
 
     def step(self):
+        if self.momentum and self._buffers[0] is None:
+            # made on the first step with momentum (a schedule may turn it on),
+            # which sets them to the gradient, as torch does
+            self._buffers = [np.zeros_like(value) for value, _ in self._groups]
+            self._first = True
         for (value, grad), buf in zip(self._groups, self._buffers):
             # arrays checked when the optimizer was built (and by the kernel, in C)
             F._sgd_update(value, grad, buf, self.lr, self.momentum, self.dampening,
@@ -174,27 +178,92 @@ class Adam(Optimizer):
     betas : (float, float), default (0.9, 0.999)
     eps : float, default 1e-8
     weight_decay : float, default 0
+    amsgrad : bool, default False
+        Use the running maximum of the second moment (Reddi et al., 2018).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False):
         super().__init__(params, lr)
-        try:
-            beta1, beta2 = (float(b) for b in betas)
-        except (TypeError, ValueError):
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from None
-        for name, b in (("betas[0]", beta1), ("betas[1]", beta2)):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {b}")
-        self.betas = (beta1, beta2)
+        self.betas = F._optim._check_betas(betas)
         self.eps = check_nonneg_float("eps", eps)
         self.weight_decay = check_nonneg_float("weight_decay", weight_decay)
-        self._state_keys = ("_m", "_v", "t")
+        self.amsgrad = bool(amsgrad)
+        self._state_keys = ("_m", "_v", "_vmax", "t")
         self._m = [np.zeros_like(value) for value, _ in self._groups]
         self._v = [np.zeros_like(value) for value, _ in self._groups]
+        self._vmax = [np.zeros_like(value) if self.amsgrad else None for value, _ in self._groups]
         self.t = 0
 
     def step(self):
         self.t += 1
-        for (value, grad), m, v in zip(self._groups, self._m, self._v):
-            F._adam_update(value, grad, m, v, self.t, self.lr, *self.betas, self.eps,
-                           self.weight_decay)
+        for (value, grad), m, v, vmax in zip(self._groups, self._m, self._v, self._vmax):
+            F._adam_update(value, grad, m, v, vmax, self.t, self.lr, *self.betas, self.eps,
+                           self.weight_decay, self._decoupled)
+
+
+class AdamW(Adam):
+    """AdamW, as ``torch.optim.AdamW``: decoupled weight decay.
+
+    Each step first scales the parameters by ``1 - lr * weight_decay``, then
+    takes Adam's step without an L2 term in the gradient.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 1e-2 (torch's)
+    amsgrad : bool, default False
+    """
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 1e-2
+    alpha : float, default 0.99
+        Smoothing constant of the running mean of squared gradients.
+    eps : float, default 1e-8
+        Added to the root mean square.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient.
+    momentum : float, default 0
+    centered : bool, default False
+        Divide by the gradient's estimated standard deviation rather than its
+        root mean square.
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, lr)
+        self.alpha = check_nonneg_float("alpha", alpha)
+        self.eps = check_nonneg_float("eps", eps)
+        self.weight_decay = check_nonneg_float("weight_decay", weight_decay)
+        self.momentum = check_nonneg_float("momentum", momentum)
+        self.centered = bool(centered)
+        self._state_keys = ("_square_avg", "_grad_avg", "_buffers")
+        self._square_avg = [np.zeros_like(value) for value, _ in self._groups]
+        self._grad_avg = [np.zeros_like(value) if self.centered else None
+                          for value, _ in self._groups]
+        self._buffers = [None] * len(self._groups)
+
+    def step(self):
+        if self.momentum and self._buffers[0] is None:  # zeros, as torch's
+            self._buffers = [np.zeros_like(value) for value, _ in self._groups]
+        for (value, grad), sq, avg, buf in zip(self._groups, self._square_avg, self._grad_avg,
+                                               self._buffers):
+            F._rmsprop_update(value, grad, sq, avg, buf if self.momentum else None, self.lr,
+                              self.alpha, self.eps, self.weight_decay, self.momentum)
