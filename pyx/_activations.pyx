@@ -1,4 +1,5 @@
-"""Element-wise activation kernels: ReLU, sigmoid, tanh, forward and backward.
+"""Element-wise activation kernels, forward and backward: ReLU, sigmoid, tanh, and
+leaky_relu, elu, gelu, gelu_tanh, silu, softplus (their formulas in _special.h).
 
 Design
 ------
@@ -9,13 +10,21 @@ The work is cut into fixed blocks that ``prange`` hands to threads, each a
 vectorized loop (``_numerics.pxd`` / ``_vecmath.h``); every element is
 computed independently, so results do not depend on the thread count.
 """
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
-from _numerics cimport parallel_activation_forward, parallel_activation_backward
-from _team cimport bind_team
+from _numerics cimport (ACT_BLOCK, parallel_activation_forward, parallel_activation_backward)
+from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
+                    cp_region_end)
 
 bind_team()
+
+# the costlier activations (erfc, log1p: 5-20 ns an element) pay for a second
+# thread sooner than ReLU does
+cdef Py_ssize_t ACT2_MIN_PARALLEL = 16384
 
 cdef extern from "_vecmath.h" nogil:
     const char* cp_vector_isa()
@@ -63,3 +72,90 @@ def activation_backward(dy, y, dx, int act, int n_threads):
         else:
             parallel_activation_backward[double](<double*>pdy, <double*>py, <double*>pdx, n,
                                                  act, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# The activations with parameters (leaky_relu, elu, gelu, gelu_tanh, silu,
+# softplus): _special.h's span loops over the same fixed blocks. Their backward
+# takes the pre-activation x (leaky_relu's, x or y: see _special.h).
+cdef extern from "_special.h" nogil:
+    void cp_act2_forward_f32(const float* x, float* y, Py_ssize_t n, int act, double a,
+                             double b)
+    void cp_act2_forward_f64(const double* x, double* y, Py_ssize_t n, int act, double a,
+                             double b)
+    void cp_act2_backward_f32(const float* dy, const float* v, float* dx, Py_ssize_t n,
+                              int act, double a, double b)
+    void cp_act2_backward_f64(const double* dy, const double* v, double* dx, Py_ssize_t n,
+                              int act, double a, double b)
+
+
+cdef inline void act2_span(const floating* src, const floating* v, floating* dst, Py_ssize_t n,
+                           int act, double a, double b, bint backward) noexcept nogil:
+    """dst = act(src) (forward), or dst = src * act'(v) (backward), over one span."""
+    if floating is float:
+        if backward:
+            cp_act2_backward_f32(src, v, dst, n, act, a, b)
+        else:
+            cp_act2_forward_f32(src, dst, n, act, a, b)
+    else:
+        if backward:
+            cp_act2_backward_f64(src, v, dst, n, act, a, b)
+        else:
+            cp_act2_forward_f64(src, dst, n, act, a, b)
+
+
+cdef void act2_parallel(const floating* src, const floating* v, floating* dst, Py_ssize_t size,
+                        int act, double a, double b, bint backward,
+                        int n_threads) noexcept nogil:
+    cdef Py_ssize_t blk, start, n_blocks = (size + ACT_BLOCK - 1) // ACT_BLOCK
+    cdef cp_region reg
+    cdef int nt = cp_region_begin(&reg, n_threads, n_blocks) if size >= ACT2_MIN_PARALLEL else 1
+    cdef int64_t t
+    if nt > 1:
+        for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
+            t = cp_block_begin()
+            start = blk * ACT_BLOCK
+            act2_span(src + start, v + start, dst + start,
+                      min(start + ACT_BLOCK, size) - start, act, a, b, backward)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
+    else:
+        act2_span(src, v, dst, size, act, a, b, backward)
+
+
+def activation2_forward(x, y, int act, double a, double b, int n_threads):
+    """y = act(x; a, b) for the activations with parameters; ``y`` may be ``x``.
+
+    C-contiguous ndarrays of one float dtype and size, checked in C; any shape.
+    """
+    cdef int typenum = float_type(x, "x")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef void* px = data_of(x, typenum, n, False, "x")
+    cdef void* py = data_of(y, typenum, n, True, "y")
+    if n == 0:
+        return
+    with nogil:
+        if typenum == cnp.NPY_FLOAT:
+            act2_parallel[float](<float*>px, <float*>px, <float*>py, n, act, a, b, False,
+                                 n_threads)
+        else:
+            act2_parallel[double](<double*>px, <double*>px, <double*>py, n, act, a, b, False,
+                                  n_threads)
+
+
+def activation2_backward(dy, v, dx, int act, double a, double b, int n_threads):
+    """dx = dy * act'(v; a, b), v the pre-activation (or leaky_relu's output); dx may be dy."""
+    cdef int typenum = float_type(dy, "dy")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>dy)
+    cdef void* pdy = data_of(dy, typenum, n, False, "dy")
+    cdef void* pv = data_of(v, typenum, n, False, "x")
+    cdef void* pdx = data_of(dx, typenum, n, True, "dx")
+    if n == 0:
+        return
+    with nogil:
+        if typenum == cnp.NPY_FLOAT:
+            act2_parallel[float](<float*>pdy, <float*>pv, <float*>pdx, n, act, a, b, True,
+                                 n_threads)
+        else:
+            act2_parallel[double](<double*>pdy, <double*>pv, <double*>pdx, n, act, a, b, True,
+                                  n_threads)

@@ -27,7 +27,7 @@ def _lin(dtype=f64):
     (dict(x=np.zeros((4, 3), np.float16)), TypeError, "float16"),
     (dict(x=[["a", "b", "c"]] * 4), TypeError, "real numbers"),
     (dict(x=[[1, 2], [3]]), TypeError, "array-like"),
-    (dict(activation="gelu"), ValueError, "activation must be one of"),
+    (dict(activation="swish"), ValueError, "activation must be one of"),
     (dict(out=np.zeros((4, 3))), ValueError, r"out must have shape \(4, 2\), got \(4, 3\)"),
     (dict(out=np.zeros((4, 2), f32)), TypeError, "out has dtype float32 but x has dtype float64"),
     (dict(out=np.zeros((2, 4)).T), ValueError, "out must be C-contiguous"),
@@ -151,7 +151,7 @@ def test_optimizer_steps_reject():
     ((0, 3), {}, ValueError, "in_features must be >= 1, got 0"),
     ((3, -1), {}, ValueError, "out_features must be >= 1, got -1"),
     ((2.5, 3), {}, TypeError, "in_features must be a positive int"),
-    ((3, 3), dict(activation="softplus"), ValueError, "activation must be one of"),
+    ((3, 3), dict(activation="swish"), ValueError, "activation must be one of"),
     ((3, 3), dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
 ])
 def test_linear_layer_rejects(args, kwargs, exc, match):

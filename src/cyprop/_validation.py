@@ -21,19 +21,42 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT_SET = frozenset(FLOAT_DTYPES)   # native float32/float64 (a dtype hashes as it compares)
 _ARRAY_TYPES = (np.ndarray, np.generic)
-ACTIVATIONS = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+ACTIVATIONS = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3,
+               "leaky_relu": 4, "elu": 5, "gelu": 6, "gelu_tanh": 7, "silu": 8, "softplus": 9}
+# codes from here on are the activations whose backward takes the pre-activation
+# (leaky_relu's may take either); the fused GEMM epilogue runs only codes below it
+FIRST_PRE_ACTIVATION = 4
+# torch's defaults for the activations' parameters, used by activation=<name>
+ACTIVATION_PARAMS = {4: (0.01, 0.0), 5: (1.0, 0.0), 9: (1.0, 20.0)}
 REDUCTIONS = ("mean", "sum")
 _BLAS_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
 
 
 def activation_code(activation, name="activation"):
-    """Kernel code of an activation name (None, 'relu', 'sigmoid', 'tanh')."""
+    """Kernel code of an activation name (None, 'relu', 'sigmoid', 'tanh', 'leaky_relu', ...)."""
     try:
         return ACTIVATIONS[activation]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"{name} must be one of None, 'relu', 'sigmoid', 'tanh', got {activation!r}"
-        ) from None
+        names = ", ".join(repr(k) for k in ACTIVATIONS if k not in (None, "identity"))
+        raise ValueError(f"{name} must be one of None, {names}, got {activation!r}") from None
+
+
+def check_real(name, v, *, low=None, low_open=False, high=None, high_open=False):
+    """``v`` as a finite float within the given bounds, else TypeError/ValueError naming it."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {v!r} of type {type(v).__name__}")
+    v = float(v)
+    ok = v == v and abs(v) != float("inf")
+    if ok and low is not None:
+        ok = v > low if low_open else v >= low
+    if ok and high is not None:
+        ok = v < high if high_open else v <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + repr(float(low))
+        hi = "" if high is None else repr(float(high)) + (")" if high_open else "]")
+        rng = f" in {lo or '(-inf'}, {hi or 'inf)'}" if (low is not None or high is not None) else ""
+        raise ValueError(f"{name} must be a finite number{rng}, got {v}")
+    return v
 
 
 def check_reduction(reduction):

@@ -13,10 +13,13 @@ The ops live in one module per family (``_linear``, ``_activation``,
 ``_loss``, ``_optim``), named as the kernels in ``pyx/``, the reference in
 :mod:`cyprop.reference` and the layers in :mod:`cyprop.nn`.
 """
-from ._activation import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
-                          tanh_backward, tanh_forward)
+from ._activation import (elu_backward, elu_forward, gelu_backward, gelu_forward,
+                          leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
+                          sigmoid_backward, sigmoid_forward, silu_backward, silu_forward,
+                          softplus_backward, softplus_forward, tanh_backward, tanh_forward)
 from ._linear import linear_backward, linear_forward
-from ._loss import mse_loss, softmax, softmax_cross_entropy
+from ._loss import (binary_cross_entropy_with_logits, huber_loss, l1_loss, mse_loss, softmax,
+                    softmax_cross_entropy)
 from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 
 # for cyprop.nn, cyprop.optim and cyprop.sklearn, whose arrays are their own
@@ -29,6 +32,10 @@ __all__ = [
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward",
-    "softmax", "softmax_cross_entropy", "mse_loss",
+    "leaky_relu_forward", "leaky_relu_backward", "elu_forward", "elu_backward",
+    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
+    "softplus_forward", "softplus_backward",
+    "softmax", "softmax_cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
+    "huber_loss", "l1_loss",
     "sgd_step", "adam_step", "adamw_step", "rmsprop_step",
 ]

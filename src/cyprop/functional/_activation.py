@@ -1,6 +1,6 @@
 """Element-wise activations and their gradients."""
 from .. import _activations
-from .._validation import as_float_array, call_dtype
+from .._validation import as_float_array, call_dtype, check_real
 from ._common import _n_threads, _output
 
 
@@ -129,3 +129,226 @@ def tanh_backward(dy, y, *, out=None):
     dx : ndarray
     """
     return _activation_backward(3, dy, y, out)
+
+
+# ---------------------------------------------------------------------------
+# The activations with parameters. Their backward takes the pre-activation x
+# (leaky_relu's takes x, or y when negative_slope >= 0: the signs agree).
+def _act2_forward(act, x, out, a=0.0, b=0.0):
+    dtype = call_dtype(("x", x), ("out", out))
+    x = as_float_array("x", x, dtype)
+    y = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
+    _activations.activation2_forward(x, y, act, a, b, _n_threads())
+    return y
+
+
+def _act2_backward(act, dy, v, out, a=0.0, b=0.0, vname="x"):
+    dtype = call_dtype(("dy", dy), (vname, v), ("out", out))
+    dy = as_float_array("dy", dy, dtype)
+    v = as_float_array(vname, v, dtype)
+    if dy.shape != v.shape:
+        raise ValueError(f"dy and {vname} must have the same shape, got {dy.shape} and {v.shape}")
+    dx = _output("out", out, dy.shape, dtype, (("dy", dy), (vname, v)), alias_ok=("dy", vname))
+    _activations.activation2_backward(dy, v, dx, act, a, b, _n_threads())
+    return dx
+
+
+def leaky_relu_forward(x, *, negative_slope=0.01, out=None):
+    """Leaky ReLU, ``x if x > 0 else negative_slope * x`` (torch's default slope 0.01).
+
+    Parameters
+    ----------
+    x : array_like
+        Any shape.
+    negative_slope : float, default 0.01
+    out : ndarray, optional
+        Same shape and dtype as ``x``; may be ``x`` itself.
+
+    Returns
+    -------
+    y : ndarray
+    """
+    slope = check_real("negative_slope", negative_slope)
+    return _act2_forward(4, x, out, slope)
+
+
+def leaky_relu_backward(dy, x_or_y, *, negative_slope=0.01, out=None):
+    """Leaky ReLU gradient: ``dx = dy * (1 if v > 0 else negative_slope)``.
+
+    Parameters
+    ----------
+    dy : array_like
+    x_or_y : array_like
+        The pre-activation x; or the forward output y, which has the same
+        sign when ``negative_slope >= 0`` (so a forward pass may run in place).
+    negative_slope : float, default 0.01
+    out : ndarray, optional
+        May be ``dy`` or ``x_or_y`` itself.
+
+    Returns
+    -------
+    dx : ndarray
+    """
+    slope = check_real("negative_slope", negative_slope)
+    return _act2_backward(4, dy, x_or_y, out, slope, vname="x_or_y")
+
+
+def elu_forward(x, *, alpha=1.0, out=None):
+    """ELU, ``x if x > 0 else alpha * expm1(x)`` (expm1: exact near 0).
+
+    Parameters
+    ----------
+    x : array_like
+    alpha : float, default 1.0
+    out : ndarray, optional
+        May be ``x`` itself.
+
+    Returns
+    -------
+    y : ndarray
+    """
+    return _act2_forward(5, x, out, check_real("alpha", alpha))
+
+
+def elu_backward(dy, x, *, alpha=1.0, out=None):
+    """ELU gradient from the pre-activation: ``dx = dy * (1 if x > 0 else alpha * exp(x))``.
+
+    Parameters
+    ----------
+    dy : array_like
+    x : array_like
+        The forward input (pre-activation), same shape as ``dy``.
+    alpha : float, default 1.0
+    out : ndarray, optional
+        May be ``dy`` or ``x`` itself.
+
+    Returns
+    -------
+    dx : ndarray
+    """
+    return _act2_backward(5, dy, x, out, check_real("alpha", alpha))
+
+
+def _gelu_code(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 6 if approximate == "none" else 7
+
+
+def gelu_forward(x, *, approximate="none", out=None):
+    """GELU, ``x * Phi(x)`` with Phi the standard normal CDF (``approximate='none'``).
+
+    ``Phi(x) = erfc(-x / sqrt(2)) / 2``, computed without cancellation for
+    negative x. ``approximate='tanh'`` is ``0.5 x (1 + tanh(u))``,
+    ``u = sqrt(2/pi) (x + 0.044715 x**3)``, as torch's.
+
+    Parameters
+    ----------
+    x : array_like
+    approximate : {'none', 'tanh'}
+    out : ndarray, optional
+        May be ``x`` itself.
+
+    Returns
+    -------
+    y : ndarray
+    """
+    return _act2_forward(_gelu_code(approximate), x, out)
+
+
+def gelu_backward(dy, x, *, approximate="none", out=None):
+    """GELU gradient from the pre-activation: ``dx = dy * (Phi(x) + x * phi(x))``.
+
+    Parameters
+    ----------
+    dy : array_like
+    x : array_like
+        The forward input (pre-activation), same shape as ``dy``.
+    approximate : {'none', 'tanh'}
+    out : ndarray, optional
+        May be ``dy`` or ``x`` itself.
+
+    Returns
+    -------
+    dx : ndarray
+    """
+    return _act2_backward(_gelu_code(approximate), dy, x, out)
+
+
+def silu_forward(x, *, out=None):
+    """SiLU (swish), ``x * sigmoid(x)``.
+
+    Parameters
+    ----------
+    x : array_like
+    out : ndarray, optional
+        May be ``x`` itself.
+
+    Returns
+    -------
+    y : ndarray
+    """
+    return _act2_forward(8, x, out)
+
+
+def silu_backward(dy, x, *, out=None):
+    """SiLU gradient from the pre-activation: ``dx = dy * s * (1 + x * (1 - s))``, s = sigmoid(x).
+
+    Parameters
+    ----------
+    dy : array_like
+    x : array_like
+        The forward input (pre-activation), same shape as ``dy``.
+    out : ndarray, optional
+        May be ``dy`` or ``x`` itself.
+
+    Returns
+    -------
+    dx : ndarray
+    """
+    return _act2_backward(8, dy, x, out)
+
+
+def _softplus_params(beta, threshold):
+    return (check_real("beta", beta, low=0.0, low_open=True), check_real("threshold", threshold))
+
+
+def softplus_forward(x, *, beta=1.0, threshold=20.0, out=None):
+    """Softplus, ``log1p(exp(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``.
+
+    As torch's (beta=1, threshold=20); stable for every x
+    (``max(z, 0) + log1p(exp(-|z|))``).
+
+    Parameters
+    ----------
+    x : array_like
+    beta : float > 0, default 1.0
+    threshold : float, default 20.0
+    out : ndarray, optional
+        May be ``x`` itself.
+
+    Returns
+    -------
+    y : ndarray
+    """
+    return _act2_forward(9, x, out, *_softplus_params(beta, threshold))
+
+
+def softplus_backward(dy, x, *, beta=1.0, threshold=20.0, out=None):
+    """Softplus gradient from the pre-activation: ``dy * sigmoid(beta x)`` (``dy`` past the threshold).
+
+    Parameters
+    ----------
+    dy : array_like
+    x : array_like
+        The forward input (pre-activation), same shape as ``dy``.
+    beta : float > 0, default 1.0
+    threshold : float, default 20.0
+    out : ndarray, optional
+        May be ``dy`` or ``x`` itself.
+
+    Returns
+    -------
+    dx : ndarray
+    """
+    return _act2_backward(9, dy, x, out, *_softplus_params(beta, threshold))

@@ -1,8 +1,9 @@
 """The fused linear layer, ``activation(x @ W + b)``, and its gradients."""
 import numpy as np
 
-from .. import _linear
-from .._validation import activation_code, as_float_array, call_dtype, check_blas_dims
+from .. import _activations, _linear
+from .._validation import (ACTIVATION_PARAMS, FIRST_PRE_ACTIVATION, activation_code,
+                           as_float_array, call_dtype, check_blas_dims)
 from ._common import _EMPTY, _n_threads, _output
 
 # For cyprop.nn: runs a whole chain of Linear/activation layers in one call
@@ -10,8 +11,15 @@ from ._common import _EMPTY, _n_threads, _output
 _ChainPlan = _linear.ChainPlan
 
 
-def linear_forward(x, W, b=None, *, activation=None, out=None):
+def linear_forward(x, W, b=None, *, activation=None, out=None, pre_out=None):
     """Fused linear layer: ``y = activation(x @ W + b)``.
+
+    ReLU, sigmoid and tanh are applied in the GEMM's epilogue, in the same
+    pass as the bias. The others (leaky_relu, elu, gelu, gelu_tanh, silu,
+    softplus, with torch's default parameters) need the pre-activation
+    ``z = x @ W + b`` for their backward: it is written to ``pre_out`` (pass
+    it to :func:`linear_backward` as ``pre=``) and the activation runs as a
+    second pass over it.
 
     Parameters
     ----------
@@ -21,10 +29,13 @@ def linear_forward(x, W, b=None, *, activation=None, out=None):
         Weights.
     b : array_like, shape (out,), optional
         Bias; none if omitted.
-    activation : {None, 'relu', 'sigmoid', 'tanh'}, optional
-        Applied to the pre-activation in the same pass as the bias.
+    activation : {None, 'relu', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu', 'gelu_tanh', 'silu', 'softplus'}, optional
     out : ndarray, shape (N, out), optional
         Written with the result; must not overlap ``x``, ``W`` or ``b``.
+    pre_out : ndarray, shape (N, out), optional
+        For the activations from leaky_relu on: written with the
+        pre-activation (a new array when omitted); must not overlap ``out``.
+        Ignored for None, relu, sigmoid and tanh.
 
     Returns
     -------
@@ -44,16 +55,23 @@ def linear_forward(x, W, b=None, *, activation=None, out=None):
         if b.shape != (n_out,):
             raise ValueError(f"b must have shape ({n_out},) to match W {W.shape}, got {b.shape}")
     y = _output("out", out, (n, n_out), dtype, (("x", x), ("W", W), ("b", b)))
-    _linear.linear_forward(x, W, _EMPTY[dtype] if b is None else b, b is not None,
-                           y, act, _n_threads())
+    bias = _EMPTY[dtype] if b is None else b
+    if act < FIRST_PRE_ACTIVATION:
+        _linear.linear_forward(x, W, bias, b is not None, y, act, _n_threads())
+        return y
+    z = _output("pre_out", pre_out, (n, n_out), dtype, (("x", x), ("W", W), ("b", b), ("out", y)))
+    _linear.linear_forward(x, W, bias, b is not None, z, 0, _n_threads())
+    _activations.activation2_forward(z, y, act, *ACTIVATION_PARAMS.get(act, (0.0, 0.0)),
+                                     _n_threads())
     return y
 
 
 def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=None,
-                    need_dx=True, need_db=True, overwrite_dy=False):
+                    need_dx=True, need_db=True, overwrite_dy=False, pre=None):
     """Gradients of ``y = activation(x @ W + b)``.
 
-    With ``delta = dy * activation'`` (expressed in the forward output ``y``):
+    With ``delta = dy * activation'`` (in the forward output ``y`` for relu,
+    sigmoid and tanh; in the pre-activation ``pre`` for the others):
     ``dx = delta @ W.T``, ``dW = x.T @ delta``, ``db = delta.sum(axis=0)``.
 
     Parameters
@@ -65,9 +83,12 @@ def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=N
     W : array_like, shape (in, out)
         The weights.
     y : array_like, shape (N, out), optional
-        The forward output; required when ``activation`` is not None.
-    activation : {None, 'relu', 'sigmoid', 'tanh'}, optional
+        The forward output; required for relu, sigmoid and tanh.
+    activation : {None, 'relu', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu', 'gelu_tanh', 'silu', 'softplus'}, optional
         The activation the forward pass applied.
+    pre : array_like, shape (N, out), optional
+        The pre-activation (``linear_forward``'s ``pre_out``); required for
+        leaky_relu, elu, gelu, gelu_tanh, silu and softplus.
     dx, dW, db : ndarray, optional
         Output arrays of shapes (N, in), (in, out), (out,).
     need_dx, need_db : bool, default True
@@ -97,6 +118,20 @@ def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=N
     if dy.shape != (n, n_out):
         raise ValueError(f"dy must have shape {(n, n_out)} (N from x, out from W), got {dy.shape}")
     check_blas_dims(n, n_in, n_out)
+    if act >= FIRST_PRE_ACTIVATION:
+        if pre is None:
+            raise ValueError(f"pre (the forward pre-activation) is required when "
+                             f"activation={activation!r}")
+        dtype_pre = call_dtype(("dy", dy), ("pre", pre))
+        pre = as_float_array("pre", pre, dtype_pre, 2)
+        if pre.shape != dy.shape:
+            raise ValueError(f"pre must have the shape of dy {dy.shape}, got {pre.shape}")
+        writable_dy = overwrite_dy and dy.flags.writeable
+        delta = dy if writable_dy else np.empty((n, n_out), dtype)
+        _activations.activation2_backward(dy, pre, delta, act,
+                                          *ACTIVATION_PARAMS.get(act, (0.0, 0.0)), _n_threads())
+        return linear_backward(delta, x, W, dx=dx, dW=dW, db=db, need_dx=need_dx,
+                               need_db=need_db)
     if act and y is None:
         raise ValueError(f"y (the forward output) is required when activation={activation!r}")
     if y is not None:  # checked whenever given, used only with an activation

@@ -1,8 +1,10 @@
 """Softmax and the losses, each with its gradient in the same pass."""
+import math
+
 import numpy as np
 
-from .. import _mse, _softmax_ce
-from .._validation import as_float_array, call_dtype, check_reduction
+from .. import _losses, _mse, _softmax_ce
+from .._validation import as_float_array, call_dtype, check_real, check_reduction
 from ._common import _n_threads, _output, _reduce
 
 
@@ -29,8 +31,18 @@ def softmax(x, *, out=None):
     return p
 
 
-def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
+def softmax_cross_entropy(logits, target, *, weight=None, label_smoothing=0.0,
+                          ignore_index=None, reduction="mean", grad_out=None):
     """Fused softmax + cross-entropy loss and its gradient w.r.t. the logits.
+
+    With ``weight``, ``label_smoothing`` or ``ignore_index`` the loss is
+    torch's ``cross_entropy`` with the same arguments: for class indices y,
+    row i's target becomes ``(1 - eps) w[y_i] onehot(y_i) + (eps / C) w``
+    (zero for an ignored row), and ``'mean'`` divides the sum by the total
+    weight of the rows not ignored, ``sum_i w[y_i]`` (NaN when every row is
+    ignored, whose gradient is then 0); for probability targets t,
+    ``t (1 - eps) + eps / C`` weighted by ``w`` per class, and ``'mean'``
+    divides by N.
 
     Parameters
     ----------
@@ -40,6 +52,15 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
         Integer class indices in ``[0, C)`` (any integer dtype, or floats
         with integral values), or target probabilities of the logits' dtype
         (rows need not sum to 1: the gradient is ``p * sum(t) - t``).
+    weight : array_like, shape (C,), optional
+        A weight per class (torch's ``weight``).
+    label_smoothing : float in [0, 1], default 0.0
+    ignore_index : int, optional
+        Rows whose class index equals it add nothing to the loss or the
+        gradient (and nothing to the mean's denominator). Default None:
+        every label must be in ``[0, C)``. (torch's default is -100; pass
+        ``ignore_index=-100`` for its behaviour.) Ignored for probability
+        targets, as in torch.
     reduction : {'mean', 'sum'}
         Mean over the N rows (PyTorch's default) or sum. The mean of an
         empty batch is NaN, as in NumPy and PyTorch.
@@ -63,6 +84,10 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
                        ("grad_out", grad_out))
     z = as_float_array("logits", logits, dtype, 2)
     n, n_classes = z.shape
+    plain = weight is None and ignore_index is None and label_smoothing == 0.0
+    if not plain:
+        return _softmax_ce_general(z, target, dtype, weight, label_smoothing, ignore_index,
+                                   reduction, grad_out)
     target = _as_target(target, z, dtype)
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
     inputs = (("logits", z), ("target", target))
@@ -76,6 +101,63 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", grad_out=None):
     else:
         total = _softmax_ce.softmax_ce_proba(z, target, dz, scale, _n_threads())
     return _reduce(total, n, reduction), dz
+
+
+def _softmax_ce_general(z, target, dtype, weight, label_smoothing, ignore_index, reduction,
+                        grad_out):
+    """softmax_cross_entropy with weight / label_smoothing / ignore_index, as torch.
+
+    The options become one dense target matrix T (N, C) and a divisor; the
+    probability-target kernel then gives loss = -sum T log p and the gradient
+    p sum_c T - T in one pass (see the docstring above for T).
+    """
+    n, n_classes = z.shape
+    eps = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    w = None
+    if weight is not None:
+        call_dtype(("logits", z), ("weight", weight))
+        w = as_float_array("weight", weight, dtype)
+        if w.shape != (n_classes,):
+            raise ValueError(f"weight must have shape ({n_classes},) (one per class), got "
+                             f"{w.shape}")
+    if ignore_index is not None and (isinstance(ignore_index, bool)
+                                     or not isinstance(ignore_index, (int, np.integer))):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    t_is_proba = isinstance(target, np.ndarray) and target.ndim == 2 or np.ndim(target) == 2
+    if t_is_proba:
+        t = _as_target(target, z, dtype)
+        T = t * dtype.type(1.0 - eps) + dtype.type(eps / n_classes) if eps else t.copy()
+        if w is not None:
+            T *= w
+        divisor = n
+    else:
+        labels = np.asarray(target)
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"target must have shape ({n},) or {z.shape}, got {labels.shape}")
+        keep = np.ones(n, bool) if ignore_index is None else labels != ignore_index
+        labels = _as_target(np.where(keep, labels, 0) if labels.dtype.kind in "iuf" else labels,
+                            z, dtype)
+        bad = keep & ((labels < 0) | (labels >= n_classes))
+        if bad.any():
+            raise ValueError(f"target has {int(bad.sum())} label(s) outside [0, {n_classes}), "
+                             f"e.g. {int(labels[bad][0])}")
+        w_full = np.ones(n_classes, dtype) if w is None else w
+        w_row = np.where(keep, w_full[labels], 0).astype(dtype)
+        T = np.zeros((n, n_classes), dtype)
+        if eps:
+            T += dtype.type(eps / n_classes) * w_full
+            T *= keep[:, None]
+        T[np.arange(n), labels] += dtype.type(1.0 - eps) * w_row
+        divisor = float(np.sum(w_row, dtype=np.float64))
+    scale = 1.0
+    if reduction == "mean":
+        scale = 1.0 / divisor if divisor else 0.0
+    dz = _output("grad_out", grad_out, z.shape, dtype, (("logits", z), ("target", T)),
+                 alias_ok=("logits",))
+    total = _softmax_ce.softmax_ce_proba(z, T, dz, scale, _n_threads())
+    if reduction == "sum":
+        return float(total), dz
+    return (float(total) / divisor if divisor else math.nan), dz
 
 
 def _softmax_ce_into(logits, target, dlogits, reduction):
@@ -153,4 +235,119 @@ def mse_loss(pred, target, *, reduction="mean", grad_out=None):
     g = _output("grad_out", grad_out, pred.shape, dtype, (("pred", pred), ("target", target)),
                 alias_ok=("pred", "target"))
     total = _mse.mse(pred, target, g, True, scale, _n_threads())
+    return _reduce(total, n, reduction), g
+
+
+def _pred_target(pred, target, pred_name="pred", grad_out=None):
+    dtype = call_dtype((pred_name, pred), ("target", target), ("grad_out", grad_out))
+    pred = as_float_array(pred_name, pred, dtype)
+    target = as_float_array("target", target, dtype)
+    if pred.shape != target.shape:
+        raise ValueError(f"{pred_name} and target must have the same shape, got {pred.shape} "
+                         f"and {target.shape}")
+    return dtype, pred, target
+
+
+def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
+                                     grad_out=None):
+    """Sigmoid + binary cross-entropy on logits, and its gradient w.r.t. the logits.
+
+    ``loss = -[w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]`` per element,
+    ``w = pos_weight`` (1 without it), computed as
+    ``(1 - t) x + (1 + (w - 1) t) softplus(-x)``: finite for logits of any
+    size, as torch's. ``dx = (1 - t) - (1 + (w - 1) t) sigmoid(-x)``.
+
+    Parameters
+    ----------
+    logits : array_like
+        Any shape.
+    target : array_like
+        Same shape and dtype; values in [0, 1] (not checked, as torch).
+    pos_weight : array_like, optional
+        Weight of the positive term: a scalar, or one per class, shape (C,)
+        for logits (..., C) (broadcast over the rows, as torch).
+    reduction : {'mean', 'sum'}
+        Mean over all elements (torch's default) or sum.
+    grad_out : ndarray, optional
+        Written with d loss / d logits; may be ``logits`` or ``target``.
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray
+    """
+    check_reduction(reduction)
+    dtype, x, t = _pred_target(logits, target, "logits", grad_out)
+    pw = None
+    if pos_weight is not None:
+        call_dtype(("logits", x), ("pos_weight", pos_weight))
+        pw = np.ascontiguousarray(as_float_array("pos_weight", pos_weight, dtype), dtype=dtype)
+        n_cols = x.shape[-1] if x.ndim else 1
+        if pw.ndim > 1 or (pw.size != 1 and pw.size != n_cols) or (pw.ndim == 1 and x.ndim == 0):
+            raise ValueError(f"pos_weight must be a scalar or have shape ({n_cols},) (the "
+                             f"logits' last dimension), got shape {pw.shape}")
+        pw = pw.reshape(-1)
+    n = x.size
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    g = _output("grad_out", grad_out, x.shape, dtype, (("logits", x), ("target", t)),
+                alias_ok=("logits", "target"))
+    total = _losses.bce_with_logits(x, t, pw, g, scale, _n_threads())
+    return _reduce(total, n, reduction), g
+
+
+def huber_loss(pred, target, *, delta=1.0, reduction="mean", grad_out=None):
+    """Huber loss (torch's ``huber_loss``) and its gradient w.r.t. ``pred``.
+
+    Per element, with ``r = pred - target``: ``r**2 / 2`` where
+    ``|r| <= delta``, else ``delta * (|r| - delta / 2)``; the gradient is
+    ``clip(r, -delta, delta)`` (divided by the element count for the mean).
+
+    Parameters
+    ----------
+    pred, target : array_like
+        Same shape and dtype.
+    delta : float > 0, default 1.0
+    reduction : {'mean', 'sum'}
+    grad_out : ndarray, optional
+        May be ``pred`` or ``target`` itself.
+
+    Returns
+    -------
+    loss : float
+    dpred : ndarray
+    """
+    check_reduction(reduction)
+    delta = check_real("delta", delta, low=0.0, low_open=True)
+    dtype, p, t = _pred_target(pred, target, grad_out=grad_out)
+    n = p.size
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    g = _output("grad_out", grad_out, p.shape, dtype, (("pred", p), ("target", t)),
+                alias_ok=("pred", "target"))
+    total = _losses.huber(p, t, g, delta, scale, _n_threads())
+    return _reduce(total, n, reduction), g
+
+
+def l1_loss(pred, target, *, reduction="mean", grad_out=None):
+    """Mean absolute error and its gradient ``sign(pred - target)`` (0 where equal).
+
+    Parameters
+    ----------
+    pred, target : array_like
+        Same shape and dtype.
+    reduction : {'mean', 'sum'}
+    grad_out : ndarray, optional
+        May be ``pred`` or ``target`` itself.
+
+    Returns
+    -------
+    loss : float
+    dpred : ndarray
+    """
+    check_reduction(reduction)
+    dtype, p, t = _pred_target(pred, target, grad_out=grad_out)
+    n = p.size
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    g = _output("grad_out", grad_out, p.shape, dtype, (("pred", p), ("target", t)),
+                alias_ok=("pred", "target"))
+    total = _losses.l1(p, t, g, scale, _n_threads())
     return _reduce(total, n, reduction), g

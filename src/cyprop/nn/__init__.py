@@ -25,12 +25,13 @@ Each family of layers has a module of its own, as in ``torch.nn.modules``:
 ``_module`` (Parameter, Module), ``_linear``, ``_activation``, ``_sequential``,
 ``_loss`` and ``_io`` (saving and loading); every public name is here.
 """
-from ._activation import ReLU, Sigmoid, Tanh
+from ._activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from ._io import load
 from ._linear import Linear
-from ._loss import MSELoss, SoftmaxCrossEntropy
+from ._loss import BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, SoftmaxCrossEntropy
 from ._module import Module, Parameter
 from ._sequential import Sequential
 
-__all__ = ["Parameter", "Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential",
-           "SoftmaxCrossEntropy", "MSELoss", "load"]
+__all__ = ["Parameter", "Module", "Linear", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU",
+           "GELU", "SiLU", "Softplus", "Sequential", "SoftmaxCrossEntropy", "MSELoss",
+           "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "load"]

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F
-from .._validation import activation_code, check_positive_int
+from .._validation import FIRST_PRE_ACTIVATION, activation_code, check_positive_int
 from ._module import Module, Parameter, _check_backward_thread, _check_dtype, _get_ident, _in_use, _stored
 
 
@@ -13,8 +13,12 @@ class Linear(Module):
     ----------
     in_features, out_features : int
         Sizes of the input and output (>= 1).
-    activation : {None, 'relu', 'sigmoid', 'tanh'}, optional
-        Fused into the layer's forward and backward passes.
+    activation : {None, 'relu', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu', 'gelu_tanh', \
+'silu', 'softplus'}, optional
+        Fused into the layer's forward and backward passes (the activations
+        from leaky_relu on with torch's default parameters; the layer then
+        keeps the pre-activation for backward, see
+        :func:`cyprop.functional.linear_forward`).
     bias : bool, default True
     dtype : {np.float32, np.float64}, default np.float32
     seed : int or numpy.random.Generator, optional
@@ -39,13 +43,13 @@ class Linear(Module):
         self.dtype = _check_dtype(dtype)
         self._code = activation_code(activation)
         rng = np.random.default_rng(seed)
-        fan = in_features if activation == "relu" else in_features + out_features
+        fan = in_features if activation in ("relu", "leaky_relu") else in_features + out_features
         limit = np.sqrt(6.0 / fan)
         self._W = rng.uniform(-limit, limit, (in_features, out_features)).astype(self.dtype)
         self._dW = np.zeros_like(self._W)
         self._b = np.zeros(out_features, self.dtype) if bias else None
         self._db = np.zeros_like(self._b) if bias else None
-        self._x = self._y = None
+        self._x = self._y = self._z = None
 
     W = _stored("_W", "Weights (in, out); assigning copies into the buffer.")
     b = _stored("_b", "Bias (out,) or None; assigning copies into the buffer.")
@@ -87,9 +91,11 @@ class Linear(Module):
             x = self._input(x)
             if x.ndim != 2 or x.shape[1] != self.in_features:
                 raise ValueError(f"x must have shape (N, {self.in_features}), got {x.shape}")
-            y = self._workspace("y", (x.shape[0], self.out_features))
-            F.linear_forward(x, self._W, self._b, activation=self.activation, out=y)
-            self._x, self._y = x, y
+            shape = (x.shape[0], self.out_features)
+            y = self._workspace("y", shape)
+            z = self._workspace("z", shape) if self._code >= FIRST_PRE_ACTIVATION else None
+            F.linear_forward(x, self._W, self._b, activation=self.activation, out=y, pre_out=z)
+            self._x, self._y, self._z = x, y, z
             return y
         finally:
             self._call_lock.release()
@@ -105,7 +111,8 @@ class Linear(Module):
             dx = self._workspace("dx", x.shape) if need_dx else None
             dx, _, _ = F.linear_backward(dy, x, self._W, y=y, activation=self.activation, dx=dx,
                                          dW=self._dW, db=self._db, need_dx=need_dx,
-                                         need_db=self._b is not None, overwrite_dy=_overwrite_dy)
+                                         need_db=self._b is not None, overwrite_dy=_overwrite_dy,
+                                         pre=self._z)
             return dx
         finally:
             self._call_lock.release()

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F
-from .._validation import FLOAT_DTYPES, check_reduction
+from .._validation import FLOAT_DTYPES, check_real, check_reduction
 from ._module import _cached, _check_backward_thread, _get_ident, _Guarded, _in_use
 
 
@@ -57,7 +57,26 @@ class SoftmaxCrossEntropy(_Loss):
 
     ``loss = loss_fn(logits, target)`` returns a float; ``loss_fn.backward()``
     returns d loss / d logits. See :func:`cyprop.functional.softmax_cross_entropy`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum'}
+    weight : array_like (C,), optional
+        A weight per class.
+    label_smoothing : float in [0, 1], default 0.0
+    ignore_index : int, optional
+        Class index whose rows are skipped (default None: none; torch's is -100).
     """
+
+    def __init__(self, reduction="mean", *, weight=None, label_smoothing=0.0, ignore_index=None):
+        super().__init__(reduction)
+        check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+        self.weight = None if weight is None else np.array(weight, dtype=np.float64)
+        if self.weight is not None and self.weight.ndim != 1:
+            raise ValueError(f"weight must be 1-D (one per class), got shape {self.weight.shape}")
+        self.label_smoothing = float(label_smoothing)
+        self.ignore_index = ignore_index
+        self._plain = self.weight is None and not self.label_smoothing and ignore_index is None
 
     def forward(self, logits, target):
         if not self._call_lock.acquire(False):
@@ -65,10 +84,18 @@ class SoftmaxCrossEntropy(_Loss):
         try:
             self._forward_thread = _get_ident()
             grad = self._grad_buffer(logits)
-            fast = None if grad is None else F._softmax_ce_into(logits, target, grad,
-                                                               self.reduction)
-            loss, self._grad = fast or F.softmax_cross_entropy(
-                logits, target, reduction=self.reduction, grad_out=grad)
+            if self._plain:
+                fast = None if grad is None else F._softmax_ce_into(logits, target, grad,
+                                                                   self.reduction)
+                loss, self._grad = fast or F.softmax_cross_entropy(
+                    logits, target, reduction=self.reduction, grad_out=grad)
+                return loss
+            weight = self.weight
+            if weight is not None and isinstance(logits, np.ndarray):
+                weight = weight.astype(logits.dtype, copy=False)
+            loss, self._grad = F.softmax_cross_entropy(
+                logits, target, weight=weight, label_smoothing=self.label_smoothing,
+                ignore_index=self.ignore_index, reduction=self.reduction, grad_out=grad)
             return loss
         finally:
             self._call_lock.release()
@@ -87,6 +114,79 @@ class MSELoss(_Loss):
             self._forward_thread = _get_ident()
             loss, self._grad = F.mse_loss(pred, target, reduction=self.reduction,
                                           grad_out=self._grad_buffer(pred))
+            return loss
+        finally:
+            self._call_lock.release()
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Sigmoid + binary cross-entropy on logits (torch's ``nn.BCEWithLogitsLoss``).
+
+    See :func:`cyprop.functional.binary_cross_entropy_with_logits`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum'}
+    pos_weight : float or array_like (C,), optional
+        Weight of the positive term, per class.
+    """
+
+    def __init__(self, reduction="mean", *, pos_weight=None):
+        super().__init__(reduction)
+        self.pos_weight = None if pos_weight is None else np.array(pos_weight, dtype=np.float64)
+
+    def forward(self, logits, target):
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            self._forward_thread = _get_ident()
+            pw = self.pos_weight
+            if pw is not None and isinstance(logits, np.ndarray):
+                pw = pw.astype(logits.dtype, copy=False)
+            loss, self._grad = F.binary_cross_entropy_with_logits(
+                logits, target, pos_weight=pw, reduction=self.reduction,
+                grad_out=self._grad_buffer(logits))
+            return loss
+        finally:
+            self._call_lock.release()
+
+
+class HuberLoss(_Loss):
+    """Huber loss (torch's ``nn.HuberLoss``); see :func:`cyprop.functional.huber_loss`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum'}
+    delta : float > 0, default 1.0
+    """
+
+    def __init__(self, reduction="mean", *, delta=1.0):
+        super().__init__(reduction)
+        self.delta = check_real("delta", delta, low=0.0, low_open=True)
+
+    def forward(self, pred, target):
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            self._forward_thread = _get_ident()
+            loss, self._grad = F.huber_loss(pred, target, delta=self.delta,
+                                            reduction=self.reduction,
+                                            grad_out=self._grad_buffer(pred))
+            return loss
+        finally:
+            self._call_lock.release()
+
+
+class L1Loss(_Loss):
+    """Mean absolute error (torch's ``nn.L1Loss``); see :func:`cyprop.functional.l1_loss`."""
+
+    def forward(self, pred, target):
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            self._forward_thread = _get_ident()
+            loss, self._grad = F.l1_loss(pred, target, reduction=self.reduction,
+                                         grad_out=self._grad_buffer(pred))
             return loss
         finally:
             self._call_lock.release()

@@ -137,7 +137,7 @@ class Module(_Guarded):
         state.pop("_workspaces", None)
         state.pop("_call_lock", None)
         state.pop("_forward_thread", None)
-        for key in ("_x", "_y"):
+        for key in ("_x", "_y", "_z"):
             if key in state:
                 state[key] = None
         return state

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import functional as F
 from .._threads import get_num_threads
+from .._validation import FIRST_PRE_ACTIVATION
 from ._activation import ReLU, Sigmoid, Tanh
 from ._io import save
 from ._linear import Linear
@@ -67,6 +68,9 @@ class Sequential(Module):
         """Input width if the whole model can run as one ChainPlan, else None."""
         if not all(type(layer) in (Linear, ReLU, Sigmoid, Tanh) for layer in self.layers):
             return None
+        if any(layer._code >= FIRST_PRE_ACTIVATION for layer in self.layers
+               if isinstance(layer, Linear)):
+            return None   # the plan's GEMM epilogue runs relu, sigmoid and tanh only
         widths = [layer.in_features for layer in self.layers if isinstance(layer, Linear)]
         if not widths:
             return None
