@@ -93,3 +93,179 @@ def test_loss_layers_match_functional(dtype):
 def test_layer_constructors_reject(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+# ------------------------------------------------------- norms, dropout, modes
+import pickle  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import cyprop  # noqa: E402
+from cyprop import optim  # noqa: E402
+from cyprop import reference as R  # noqa: E402
+
+
+def _tabular(dtype=np.float32, p=0.1, seed=0):
+    return nn.Sequential(
+        nn.Linear(12, 16, dtype=dtype, seed=seed), nn.BatchNorm1d(16, dtype=dtype), nn.ReLU(),
+        nn.Dropout(p, seed=seed + 1), nn.Linear(16, 8, dtype=dtype, seed=seed + 2),
+        nn.LayerNorm(8, dtype=dtype), nn.GELU(), nn.Linear(8, 1, dtype=dtype, seed=seed + 3))
+
+
+def test_train_eval_propagate():
+    model = _tabular()
+    assert model.training and all(layer.training for layer in model.layers)
+    assert model.eval() is model
+    assert not model.training and not any(layer.training for layer in model.layers)
+    model.train()
+    assert all(layer.training for layer in model.layers)
+
+
+def test_batchnorm_layer_matches_functional(dtype):
+    bn = nn.BatchNorm1d(5, momentum=0.3, dtype=dtype)
+    bn.gamma = np.linspace(0.5, 2, 5)
+    x = np.random.default_rng(0).standard_normal((9, 5)).astype(dtype) + 2
+    rm, rv = np.zeros(5, dtype), np.ones(5, dtype)
+    y, sm, si = F.batch_norm_forward(x, bn.gamma, bn.beta, rm, rv, training=True, momentum=0.3)
+    np.testing.assert_array_equal(bn.forward(x), y)
+    np.testing.assert_array_equal(bn.running_mean, rm)
+    np.testing.assert_array_equal(bn.running_var, rv)
+    dy = np.ones((9, 5), dtype)
+    dx, dg, db = F.batch_norm_backward(dy, x, bn.gamma, sm, si)
+    np.testing.assert_array_equal(bn.backward(dy), dx)
+    np.testing.assert_array_equal(bn.dgamma, dg)
+    np.testing.assert_array_equal(bn.dbeta, db)
+    assert [p.name for p in bn.parameters()] == ["gamma", "beta"]
+    bn.eval()
+    y_eval = bn.forward(x)
+    ry, _, _ = R.batch_norm_forward(x, bn.gamma, bn.beta, rm.copy(), rv.copy(), training=False)
+    np.testing.assert_allclose(y_eval, ry, rtol=1e-5)
+    np.testing.assert_array_equal(bn.running_mean, rm)   # eval does not update
+    with pytest.raises(ValueError, match="more than 1 value"):
+        bn.train().forward(x[:1])
+
+
+def test_dropout_layer_modes_and_mask():
+    layer = nn.Dropout(0.5, seed=3, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((40, 30))
+    y1 = layer.forward(x).copy()
+    np.testing.assert_array_equal(y1, F.dropout_forward(x, 0.5, seed=3, step=0))
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_array_equal(dx == 0, y1 == 0)
+    y2 = layer.forward(x)
+    assert not np.array_equal(y1, y2) and layer.step == 2
+    layer.eval()
+    assert layer.forward(x) is x
+    assert layer.backward(x) is x
+    assert nn.Dropout(0.0).forward(np.ones((2, 2), np.float32)).sum() == 4
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_tabular_model_finite_differences(p):
+    """The whole Linear-BN-ReLU-Dropout-Linear-LayerNorm-GELU-Linear chain in float64,
+    training mode (the same dropout mask for every evaluation: the step is pinned)."""
+    model = _tabular(np.float64, p=p, seed=4)
+    x = np.random.default_rng(5).standard_normal((10, 12))
+    dy = np.random.default_rng(6).standard_normal((10, 1))
+    drop = model.layers[3]
+
+    def f(v):
+        drop.step = 0
+        return float(np.sum(model.forward(v) * dy))
+    f(x)
+    dx = model.backward(dy, need_dx=True).copy()
+    np.testing.assert_allclose(dx, numerical_grad(f, x), rtol=1e-5, atol=1e-8)
+    bn = model.layers[1]
+    f(x)
+    model.backward(dy)
+    dg = bn.dgamma.copy()
+
+    def fg(g):
+        bn.gamma = g
+        return f(x)
+    np.testing.assert_allclose(dg, numerical_grad(fg, bn.gamma.copy()), rtol=1e-5, atol=1e-8)
+
+
+def test_running_stats_are_buffers_not_parameters():
+    model = _tabular()
+    names = [p.name for p in model.parameters()]
+    assert "running_mean" not in names and names.count("gamma") == 2
+    opt = optim.AdamW(model.parameters(), lr=0.1)
+    x = np.random.default_rng(0).standard_normal((32, 12)).astype(np.float32)
+    model.forward(x)
+    model.backward(np.ones((32, 1), np.float32))
+    rm = model.layers[1].running_mean.copy()
+    opt.step()
+    np.testing.assert_array_equal(model.layers[1].running_mean, rm)
+
+
+def test_save_load_and_pickle_round_trip(tmp_path):
+    model = _tabular(np.float64)
+    x = np.random.default_rng(1).standard_normal((16, 12))
+    for _ in range(3):
+        model.forward(x)
+    model.eval()
+    want = model.forward(x).copy()
+    model.save(tmp_path / "m.npz")
+    loaded = cyprop.load(tmp_path / "m.npz").eval()
+    np.testing.assert_array_equal(loaded.forward(x), want)
+    np.testing.assert_array_equal(loaded.layers[1].running_var, model.layers[1].running_var)
+    assert loaded.layers[3].seed == model.layers[3].seed
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.forward(x), want)
+
+
+def test_non_affine_norms_take_the_model_dtype():
+    model = nn.Sequential(nn.Linear(3, 4, dtype=np.float64), nn.LayerNorm(4, elementwise_affine=False),
+                          nn.Dropout(0.1))
+    assert model.dtype == np.float64
+    model.forward(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="one dtype"):
+        nn.Sequential(nn.Linear(3, 4, dtype=np.float64), nn.BatchNorm1d(4, affine=False))
+
+
+def test_tabular_step_allocates_no_arrays():
+    """The README's tabular recipe, in steady state: no array allocated."""
+    model = nn.Sequential(nn.Linear(12, 32, seed=0), nn.BatchNorm1d(32), nn.ReLU(),
+                          nn.Dropout(0.1, seed=1), nn.Linear(32, 1, seed=2))
+    loss_fn = nn.BCEWithLogitsLoss()
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 12)).astype(np.float32)
+    t = (rng.random((256, 1)) > 0.5).astype(np.float32)
+
+    def step():
+        loss_fn(model.forward(x), t)
+        model.backward(loss_fn.backward())
+        optim.clip_grad_norm_(model, 1.0)
+        opt.step()
+        sched.step()
+
+    for _ in range(3):
+        step()
+    tracemalloc.start()
+    try:
+        step()
+        tracemalloc.reset_peak()
+        resting = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - resting < 4096, peak - resting
+
+
+def test_norm_layer_constructors_reject():
+    with pytest.raises(ValueError, match="num_features"):
+        nn.BatchNorm1d(0)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.BatchNorm1d(3, momentum=1.5)
+    with pytest.raises(ValueError, match="normalized_shape"):
+        nn.LayerNorm((3, 4))
+    with pytest.raises(ValueError, match="p must be"):
+        nn.Dropout(1.0)
+    with pytest.raises(ValueError, match="seed must be"):
+        nn.Dropout(0.5, seed=-3)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 3\)"):
+        nn.BatchNorm1d(3).forward(np.ones((4, 2), np.float32))

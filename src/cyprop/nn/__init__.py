@@ -22,16 +22,25 @@ whole forward (and backward) pass in one kernel call per batch size. A layer
 belongs to one ``Sequential``; create optimizers after the model.
 
 Each family of layers has a module of its own, as in ``torch.nn.modules``:
-``_module`` (Parameter, Module), ``_linear``, ``_activation``, ``_sequential``,
-``_loss`` and ``_io`` (saving and loading); every public name is here.
+``_module`` (Parameter, Module), ``_linear``, ``_activation``, ``_norm``,
+``_dropout``, ``_sequential``, ``_loss`` and ``_io`` (saving and loading);
+every public name is here.
+
+Modes: ``model.train()`` / ``model.eval()`` set ``.training`` as in torch
+(a Sequential on all its layers); BatchNorm1d normalizes with batch
+statistics (and updates its running statistics) in training mode and with
+the running statistics in eval mode; Dropout is the identity in eval mode.
 """
 from ._activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
+from ._dropout import Dropout
 from ._io import load
 from ._linear import Linear
 from ._loss import BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, SoftmaxCrossEntropy
 from ._module import Module, Parameter
+from ._norm import BatchNorm1d, LayerNorm
 from ._sequential import Sequential
 
 __all__ = ["Parameter", "Module", "Linear", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU",
-           "GELU", "SiLU", "Softplus", "Sequential", "SoftmaxCrossEntropy", "MSELoss",
+           "GELU", "SiLU", "Softplus", "BatchNorm1d", "LayerNorm", "Dropout", "Sequential",
+           "SoftmaxCrossEntropy", "MSELoss",
            "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "load"]

@@ -5,12 +5,28 @@ import zipfile
 
 import numpy as np
 
-from ._activation import ReLU, Sigmoid, Tanh
+from ._activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
+from ._dropout import Dropout
 from ._linear import Linear
+from ._norm import BatchNorm1d, LayerNorm
 
 _FORMAT = "cyprop.Sequential"
 _META_KEY = "__cyprop__"
 _ACTIVATION_LAYERS = {"ReLU": ReLU, "Sigmoid": Sigmoid, "Tanh": Tanh}
+# layers described by their constructor's keyword arguments, and the arrays
+# (parameters and buffers) saved beside them
+_KEYWORD_LAYERS = {
+    "LeakyReLU": (LeakyReLU, ("negative_slope",), ()),
+    "ELU": (ELU, ("alpha",), ()),
+    "GELU": (GELU, ("approximate",), ()),
+    "SiLU": (SiLU, (), ()),
+    "Softplus": (Softplus, ("beta", "threshold"), ()),
+    "Dropout": (Dropout, ("p", "seed"), ()),
+    "BatchNorm1d": (BatchNorm1d, ("num_features", "eps", "momentum", "affine"),
+                    ("gamma", "beta", "running_mean", "running_var")),
+    "LayerNorm": (LayerNorm, ("normalized_shape", "eps", "elementwise_affine"),
+                  ("gamma", "beta")),
+}
 
 
 def save(model, path):
@@ -26,6 +42,17 @@ def save(model, path):
                 arrays[f"layer{i}.b"] = layer.b
         elif type(layer) in _ACTIVATION_LAYERS.values():
             layers.append({"type": type(layer).__name__})
+        elif type(layer).__name__ in _KEYWORD_LAYERS and \
+                _KEYWORD_LAYERS[type(layer).__name__][0] is type(layer):
+            _, kwargs, array_names = _KEYWORD_LAYERS[type(layer).__name__]
+            spec = {"type": type(layer).__name__}
+            for k in kwargs:
+                v = getattr(layer, k)
+                spec[k] = list(v) if isinstance(v, tuple) else v
+            layers.append(spec)
+            for name in array_names:
+                if getattr(layer, name) is not None:
+                    arrays[f"layer{i}.{name}"] = getattr(layer, name)
         else:
             raise TypeError(f"cannot save layer {i} of type {type(layer).__name__}")
     meta = {"format": _FORMAT, "version": 1, "dtype": model.dtype.name, "layers": layers}
@@ -79,6 +106,16 @@ def load(path):
                     layer.b = _stored_array(files, f"layer{i}.b", layer.b, bad)
             elif spec["type"] in _ACTIVATION_LAYERS:
                 layer = _ACTIVATION_LAYERS[spec["type"]](dtype=dtype)
+            elif spec["type"] in _KEYWORD_LAYERS:
+                cls, kwargs, array_names = _KEYWORD_LAYERS[spec["type"]]
+                args = {k: spec[k] for k in kwargs}
+                if "normalized_shape" in args:
+                    args["normalized_shape"] = tuple(args["normalized_shape"])
+                layer = cls(**args, dtype=dtype)
+                for name in array_names:
+                    if getattr(layer, name) is not None:
+                        setattr(layer, name, _stored_array(files, f"layer{i}.{name}",
+                                                           getattr(layer, name), bad))
             else:
                 raise bad(f"unknown layer type {spec['type']!r}")
             layers.append(layer)

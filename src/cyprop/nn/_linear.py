@@ -51,26 +51,12 @@ class Linear(Module):
         self._db = np.zeros_like(self._b) if bias else None
         self._x = self._y = self._z = None
 
+    _param_attrs = (("_W", "_dW"), ("_b", "_db"))
+
     W = _stored("_W", "Weights (in, out); assigning copies into the buffer.")
     b = _stored("_b", "Bias (out,) or None; assigning copies into the buffer.")
     dW = _stored("_dW", "Weight gradient (in, out), overwritten by backward.")
     db = _stored("_db", "Bias gradient (out,) or None, overwritten by backward.")
-
-    def _adopt(self, values, grads, offset):
-        """Move parameters and gradients into ``values``/``grads`` at ``offset``."""
-        for attr, gattr in (("_W", "_dW"), ("_b", "_db")):
-            old, old_grad = getattr(self, attr), getattr(self, gattr)
-            if old is None:
-                continue
-            end = offset + old.size
-            new = values[offset:end].reshape(old.shape)
-            new[...] = old
-            new_grad = grads[offset:end].reshape(old.shape)
-            new_grad[...] = old_grad
-            setattr(self, attr, new)
-            setattr(self, gattr, new_grad)
-            offset = end
-        return offset
 
     def __repr__(self):
         act = f", activation={self.activation!r}" if self.activation else ""

@@ -107,9 +107,42 @@ def _stored(attr, doc):
 
 
 class Module(_Guarded):
-    """Base class: ``module(x)`` is ``module.forward(x)``."""
+    """Base class: ``module(x)`` is ``module.forward(x)``.
+
+    ``training`` (True after construction) is the mode, as in torch:
+    :meth:`train` and :meth:`eval` set it (a ``Sequential`` sets its layers'),
+    and it changes what BatchNorm1d and Dropout do.
+    """
 
     dtype = None
+    training = True
+    # (value, gradient) attribute pairs of the parameters, in order (see _adopt)
+    _param_attrs = ()
+
+    def train(self, mode=True):
+        """Set training mode (``mode=True``) or evaluation mode; returns the module."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Set evaluation mode (``train(False)``); returns the module."""
+        return self.train(False)
+
+    def _adopt(self, values, grads, offset):
+        """Move parameters and gradients into ``values``/``grads`` at ``offset``."""
+        for attr, gattr in self._param_attrs:
+            old, old_grad = getattr(self, attr), getattr(self, gattr)
+            if old is None:
+                continue
+            end = offset + old.size
+            new = values[offset:end].reshape(old.shape)
+            new[...] = old
+            new_grad = grads[offset:end].reshape(old.shape)
+            new_grad[...] = old_grad
+            setattr(self, attr, new)
+            setattr(self, gattr, new_grad)
+            offset = end
+        return offset
 
     def __call__(self, x):
         return self.forward(x)

@@ -23,8 +23,10 @@ class Sequential(Module):
     -----
     The layers' parameters and gradients are moved into one contiguous
     buffer each (assigning ``layer.W = ...`` still works: it copies in). When
-    every layer is a ``Linear``, ``ReLU``, ``Sigmoid`` or ``Tanh``, forward
-    and backward each run the whole chain in one kernel call.
+    every layer is a ``Linear`` (with no activation or relu, sigmoid, tanh),
+    ``ReLU``, ``Sigmoid`` or ``Tanh``, forward and backward each run the whole
+    chain in one kernel call; other chains run layer by layer.
+    ``train()``/``eval()`` set every layer's mode.
     """
 
     def __init__(self, *layers):
@@ -33,12 +35,16 @@ class Sequential(Module):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"layer {i} must be a cyprop.nn.Module, got {type(layer).__name__}")
-        dtypes = {layer.dtype for layer in layers if layer.parameters()}
+        # layers with arrays of their own (parameters, BatchNorm's running statistics)
+        # fix the dtype; the others take it
+        def has_arrays(layer):
+            return bool(layer.parameters()) or bool(getattr(layer, "buffers", dict)())
+        dtypes = {layer.dtype for layer in layers if has_arrays(layer)}
         if len(dtypes) > 1:
             raise TypeError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
         self.dtype = dtypes.pop() if dtypes else layers[0].dtype
         for layer in layers:
-            if not layer.parameters():
+            if not has_arrays(layer):
                 layer.dtype = self.dtype
         self.layers = list(layers)
         self._gather_parameters()
@@ -60,8 +66,7 @@ class Sequential(Module):
         values, grads = np.empty(size, self.dtype), np.zeros(size, self.dtype)
         offset = 0
         for layer in self.layers:
-            if isinstance(layer, Linear):
-                offset = layer._adopt(values, grads, offset)
+            offset = layer._adopt(values, grads, offset)
         self._values, self._grads = values, grads
 
     def _chain_input_width(self):
@@ -83,6 +88,13 @@ class Sequential(Module):
                 width = layer.out_features
         return widths[0]
 
+    def train(self, mode=True):
+        """Set training (or, ``mode=False``, evaluation) mode on every layer; returns self."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
     def __repr__(self):
         inner = ",\n  ".join(map(repr, self.layers))
         return f"Sequential(\n  {inner}\n)"
@@ -94,8 +106,11 @@ class Sequential(Module):
         """Save the model to ``path`` (an ``.npz`` file; no suffix is added).
 
         The file holds the parameter arrays and a JSON description of the
-        layers; :func:`cyprop.load` reads it back exactly. Only models made of
-        ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh`` layers can be saved.
+        layers; :func:`cyprop.load` reads it back exactly: parameters and
+        buffers (BatchNorm1d's running statistics), the layers' settings
+        (Dropout's seed included; its step starts again at 0). Every layer
+        type of :mod:`cyprop.nn` can be saved; a model loads in training mode,
+        as a new one starts.
         """
         save(self, path)
 
