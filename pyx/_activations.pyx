@@ -159,3 +159,13 @@ def activation2_backward(dy, v, dx, int act, double a, double b, int n_threads):
         else:
             act2_parallel[double](<double*>pdy, <double*>pv, <double*>pdx, n, act, a, b, True,
                                   n_threads)
+
+
+cdef extern from "_vecmath.h" nogil:
+    const char* cp_vector_isa3()
+
+
+def vector_isa3():
+    """The copy of round 2's vectorized loops (activations with parameters, losses,
+    norms, dropout) this process runs: 'avx512', 'avx2' or 'baseline'."""
+    return cp_vector_isa3().decode("ascii")

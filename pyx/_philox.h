@@ -28,7 +28,45 @@
 #define CP_PHILOX_LANES 8
 
 /* Philox4x32-10 of counters ctr0 .. ctr0 + 7 (and c2, c3 = step): out[4 j + w] is
-   word w of counter ctr0 + j. Lane-wise loops, which gcc vectorizes. */
+   word w of counter ctr0 + j. The eight counters are the lanes of vectors of
+   64-bit integers holding 32-bit values, so that each 32 x 32 -> 64-bit
+   product is one lane's multiply (vpmuludq, 4 or 8 lanes an instruction); the
+   same arithmetic as the scalar definition, lane for lane. (As a loop over the
+   lanes gcc left it scalar: dropout's forward ran 2.4 ns an element; 1.0 ns
+   now in the AVX-512 copy, where gcc multiplies 8 lanes an instruction. The
+   AVX2 copy stays near 2.5 ns: gcc builds each 64-bit product from three
+   32-bit ones; 32-bit lanes widened with __builtin_convertvector were slower
+   in both copies.) */
+#if defined(__GNUC__)
+typedef uint64_t cp_v8du __attribute__((vector_size(64)));
+static inline void cp_philox_lanes(uint64_t ctr0, uint64_t key, uint64_t step, uint32_t *out)
+{
+    const uint64_t lo = 0xFFFFFFFFu;
+    cp_v8du c0, c1, c2, c3, p0, p1, n0, n2;
+    uint64_t k0 = key & lo, k1 = key >> 32;
+    int j, r;
+    for (j = 0; j < CP_PHILOX_LANES; j++) {
+        uint64_t c = ctr0 + (uint64_t)j;
+        c0[j] = c & lo; c1[j] = c >> 32; c2[j] = step & lo; c3[j] = step >> 32;
+    }
+    for (r = 0; r < 10; r++) {
+        p0 = c0 * 0xD2511F53u;
+        p1 = c2 * 0xCD9E8D57u;
+        n0 = (p1 >> 32) ^ c1 ^ k0;
+        n2 = (p0 >> 32) ^ c3 ^ k1;
+        c1 = p1 & lo;
+        c3 = p0 & lo;
+        c0 = n0;
+        c2 = n2;
+        k0 = (k0 + 0x9E3779B9u) & lo;
+        k1 = (k1 + 0xBB67AE85u) & lo;
+    }
+    for (j = 0; j < CP_PHILOX_LANES; j++) {
+        out[4 * j] = (uint32_t)c0[j]; out[4 * j + 1] = (uint32_t)c1[j];
+        out[4 * j + 2] = (uint32_t)c2[j]; out[4 * j + 3] = (uint32_t)c3[j];
+    }
+}
+#else
 static inline void cp_philox_lanes(uint64_t ctr0, uint64_t key, uint64_t step, uint32_t *out)
 {
     uint32_t c0[CP_PHILOX_LANES], c1[CP_PHILOX_LANES], c2[CP_PHILOX_LANES], c3[CP_PHILOX_LANES];
@@ -57,6 +95,7 @@ static inline void cp_philox_lanes(uint64_t ctr0, uint64_t key, uint64_t step, u
         out[4 * j] = c0[j]; out[4 * j + 1] = c1[j]; out[4 * j + 2] = c2[j]; out[4 * j + 3] = c3[j];
     }
 }
+#endif
 
 /* y[0:n] = x * (keep ? scale : 0) for the elements first .. first + n - 1 of the
    whole array (first a multiple of 4); y may be x. */
@@ -93,6 +132,8 @@ CP_DROPOUT_SPAN(float, f32, _base, )
 CP_DROPOUT_SPAN(double, f64, _base, )
 CP_DROPOUT_SPAN(float, f32, _avx2, __attribute__((target("avx2"))))
 CP_DROPOUT_SPAN(double, f64, _avx2, __attribute__((target("avx2"))))
+CP_DROPOUT_SPAN(float, f32, _avx512, CP_AVX512_ATTR)
+CP_DROPOUT_SPAN(double, f64, _avx512, CP_AVX512_ATTR)
 #else
 CP_DROPOUT_SPAN(float, f32, _base, )
 CP_DROPOUT_SPAN(double, f64, _base, )
@@ -100,9 +141,9 @@ CP_DROPOUT_SPAN(double, f64, _base, )
 
 static inline void cp_dropout_f32(const float *x, float *y, ptrdiff_t n, uint64_t first,
                                   uint64_t key, uint64_t step, uint64_t thr, float scale)
-{ CP_DISPATCH(cp_dropout_f32, (x, y, n, first, key, step, thr, scale)); }
+{ CP_DISPATCH3(cp_dropout_f32, (x, y, n, first, key, step, thr, scale)); }
 static inline void cp_dropout_f64(const double *x, double *y, ptrdiff_t n, uint64_t first,
                                   uint64_t key, uint64_t step, uint64_t thr, double scale)
-{ CP_DISPATCH(cp_dropout_f64, (x, y, n, first, key, step, thr, scale)); }
+{ CP_DISPATCH3(cp_dropout_f64, (x, y, n, first, key, step, thr, scale)); }
 
 #endif /* CYPROP_PHILOX_H */

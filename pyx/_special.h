@@ -87,6 +87,20 @@ static inline float cp_expm1f_nonpos(float x)
     return x > -(float)CP_LN2_HALF ? small : big;
 }
 
+/* sigmoid(x) from e = exp(-|x|) <= 1, so exp's cheaper nonpositive form serves
+   (no clamp, no overflow): 1 / (1 + e) for x >= 0, e / (1 + e) below. Fewer
+   operations than cp_sigmoidf (silu forward 17% faster); NaN propagates, and
+   +-inf give 1 and 0. */
+static inline float cp_sigmoidf_split(float x)
+{
+    float ax = x < 0.0f ? -x : x;
+    float e = cp_expf_nonpos(-ax);
+    float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
+/* erfc(z) for z >= 0; the exponent p - z^2 is <= 0 (erfc(z) (1 + z / 2) <= 1 and
+   the fit's p(1) is 0 to 1e-8), so the nonpositive exp serves here too */
 static inline float cp_erfcf_nonneg(float z)
 {
     float t = 1.0f / (1.0f + 0.5f * z);
@@ -100,7 +114,7 @@ static inline float cp_erfcf_nonneg(float z)
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    return t * cp_expf(p - z * z);
+    return t * cp_expf_nonpos(p - z * z);
 }
 
 /* Phi(x), the standard normal CDF */
@@ -196,20 +210,31 @@ static inline double cp_phi_cdf(double x) { return 0.5 * erfc(-x * CP_INV_SQRT_2
 
 static inline double cp_expm1_nonpos(double x) { return expm1(x); }
 
-/* Element-wise losses over a span, returning the loss summed in float64 (16
-   partial sums, added in a fixed order) and writing grad = scale * dloss/dpred
-   where grad is not NULL (grad may alias an input: each element is read
-   before it is written). LOSS(k) sets lk[k] and gk[k] for element i + k. */
-#define CP_LOSS_SPAN_BODY(T, LOSS)                                                     \
+/* Element-wise losses over a span, returning the loss summed in float64 and
+   writing grad = scale * dloss/dpred where grad is not NULL (grad may alias
+   an input: each element is read before it is written). The span goes in
+   tiles of CP_LOSS_TILE elements: a plain loop computes each element's loss
+   into a tile buffer and writes its gradient (a loop gcc vectorizes like the
+   activations'), then the tile is added into 16 float64 partial sums, element
+   i into sum i % 16, added in a fixed order at the end. (With the 16 sums fed
+   inside the element loop gcc vectorized none of it: BCE took 8 ns an element.)
+   ELEM sets lv (the loss) and gv (the gradient) for element i. */
+#define CP_LOSS_TILE 256
+#define CP_LOSS_SPAN_BODY(T, ELEM)                                                     \
     double acc[16] = {0};                                                              \
-    ptrdiff_t i, k, m;                                                                 \
-    T lk[16], gk[16];                                                                  \
-    for (i = 0; i < n; i += 16) {                                                      \
-        m = n - i < 16 ? n - i : 16;                                                   \
-        if (m == 16) { for (k = 0; k < 16; k++) { LOSS(k) } }                          \
-        else { for (k = 0; k < m; k++) { LOSS(k) } for (; k < 16; k++) lk[k] = 0; }    \
-        for (k = 0; k < 16; k++) acc[k] += (double)lk[k];                              \
-        if (grad != NULL) for (k = 0; k < m; k++) grad[i + k] = gk[k] * scale;         \
+    ptrdiff_t i0, i, k, j, m;                                                          \
+    T lk[CP_LOSS_TILE];                                                                \
+    for (i0 = 0; i0 < n; i0 += CP_LOSS_TILE) {                                         \
+        m = n - i0 < CP_LOSS_TILE ? n - i0 : CP_LOSS_TILE;                             \
+        if (grad != NULL) {                                                            \
+            for (k = 0; k < m; k++) { T lv, gv; i = i0 + k; ELEM lk[k] = lv;           \
+                                      grad[i] = gv * scale; }                          \
+        } else {                                                                       \
+            for (k = 0; k < m; k++) { T lv, gv; i = i0 + k; ELEM lk[k] = lv; (void)gv; } \
+        }                                                                              \
+        for (; k % 16 != 0; k++) lk[k] = 0;                                            \
+        for (j = 0; j < k; j += 16)                                                    \
+            for (i = 0; i < 16; i++) acc[i] += (double)lk[j + i];                      \
     }                                                                                  \
     for (k = 0; k < 8; k++) acc[k] += acc[k + 8];                                      \
     return cp_sum8(acc);
@@ -217,33 +242,36 @@ static inline double cp_expm1_nonpos(double x) { return expm1(x); }
 /* BCE on logits (torch's binary_cross_entropy_with_logits), w = 1 + (pw - 1) t:
    loss = (1 - t) x + w softplus(-x), dloss/dx = (1 - t) - w sigmoid(-x), with
    e = exp(-|x|): softplus(-x) = max(-x, 0) + log1p(e), sigmoid(-x) = x > 0 ?
-   e / (1 + e) : 1 / (1 + e). pw: NULL (no pos_weight), one weight for all
-   (pw_all), or one per element. */
-#define CP_BCE_ELEM(T, EXPN, LOG1PU)                                                   \
+   e / (1 + e) : 1 / (1 + e). W is the element's pos_weight (1 without one). */
+#define CP_BCE_ELEM(T, EXPN, LOG1PU, W)                                                \
     {                                                                                  \
-        T xk = x[i + k], tk = t[i + k];                                                \
-        T wk = pw == NULL ? (T)1 : (T)1 + ((pw_all ? pw[0] : pw[i + k]) - (T)1) * tk;  \
+        T xk = x[i], tk = t[i];                                                        \
+        T wk = (T)1 + ((W) - (T)1) * tk;                                               \
         T ax = xk < 0 ? -xk : xk, e = EXPN(-ax);                                       \
         T negx = xk < 0 ? -xk : (T)0;                                                  \
         T sig_neg = (xk > 0 ? e : (T)1) / ((T)1 + e);                                  \
-        lk[k] = ((T)1 - tk) * xk + wk * (negx + LOG1PU(e));                            \
-        gk[k] = ((T)1 - tk) - wk * sig_neg;                                            \
+        lv = ((T)1 - tk) * xk + wk * (negx + LOG1PU(e));                               \
+        gv = ((T)1 - tk) - wk * sig_neg;                                               \
     }
+#define CP_BCE_BODY(T, EXPN, LOG1PU)                                                   \
+    if (pw == NULL) { CP_LOSS_SPAN_BODY(T, CP_BCE_ELEM(T, EXPN, LOG1PU, (T)1)) }       \
+    else if (pw_all) { T w0 = pw[0]; CP_LOSS_SPAN_BODY(T, CP_BCE_ELEM(T, EXPN, LOG1PU, w0)) } \
+    else { CP_LOSS_SPAN_BODY(T, CP_BCE_ELEM(T, EXPN, LOG1PU, pw[i])) }
 /* Huber (delta d): |r| <= d: r^2 / 2, else d (|r| - d / 2); grad clamp(r, -d, d) */
 #define CP_HUBER_ELEM(T)                                                               \
     {                                                                                  \
-        T r = p[i + k] - t[i + k], ar = r < 0 ? -r : r;                                \
+        T r = p[i] - t[i], ar = r < 0 ? -r : r;                                        \
         T lin = delta * (ar - (T)0.5 * delta), quad = (T)0.5 * r * r;                  \
-        lk[k] = ar <= delta ? quad : lin;                                              \
         T g = r > delta ? delta : r;                                                   \
-        gk[k] = g < -delta ? -delta : g;                                               \
+        lv = ar <= delta ? quad : lin;                                                 \
+        gv = g < -delta ? -delta : g;                                                  \
     }
 /* L1: |r|, grad sign(r) (0 at 0; NaN propagates through r) */
 #define CP_L1_ELEM(T)                                                                  \
     {                                                                                  \
-        T r = p[i + k] - t[i + k];                                                     \
-        lk[k] = r < 0 ? -r : r;                                                        \
-        gk[k] = r > 0 ? (T)1 : (r < 0 ? (T)-1 : r * (T)0);                             \
+        T r = p[i] - t[i];                                                             \
+        lv = r < 0 ? -r : r;                                                           \
+        gv = r > 0 ? (T)1 : (r < 0 ? (T)-1 : r * (T)0);                                \
     }
 
 static inline double cp_log1p_unit(double u) { return log1p(u); }
@@ -252,78 +280,72 @@ static inline double cp_exp_neg(double x) { return exp(x); }
 #define CP_SPECIAL_SPANS(SFX, ATTR)                                                    \
 ATTR static void cp_act2_forward_f32##SFX(const float *x, float *y, ptrdiff_t n, int act, \
                                           double pa, double pb)                        \
-{ CP_ACT2_FWD(float, cp_sigmoidf, cp_expf, cp_expm1f_nonpos, cp_phif_cdf, cp_softplusf) } \
+{ CP_ACT2_FWD(float, cp_sigmoidf_split, cp_expf, cp_expm1f_nonpos, cp_phif_cdf, cp_softplusf) } \
 ATTR static void cp_act2_forward_f64##SFX(const double *x, double *y, ptrdiff_t n, int act, \
                                           double pa, double pb)                        \
 { CP_ACT2_FWD(double, cp_sigmoid, cp_exp, cp_expm1_nonpos, cp_phi_cdf, cp_softplus) }  \
 ATTR static void cp_act2_backward_f32##SFX(const float *dy, const float *v, float *dx,  \
                                            ptrdiff_t n, int act, double pa, double pb) \
-{ CP_ACT2_BWD(float, cp_sigmoidf, cp_expf, cp_phif_cdf) }                              \
+{ CP_ACT2_BWD(float, cp_sigmoidf_split, cp_expf, cp_phif_cdf) }                              \
 ATTR static void cp_act2_backward_f64##SFX(const double *dy, const double *v, double *dx, \
                                            ptrdiff_t n, int act, double pa, double pb) \
 { CP_ACT2_BWD(double, cp_sigmoid, cp_exp, cp_phi_cdf) }                                \
 ATTR static double cp_bce_f32##SFX(const float *x, const float *t, const float *pw,      \
                                    int pw_all, float *grad, ptrdiff_t n, float scale)   \
-{ CP_LOSS_SPAN_BODY(float, CP_BCE_ELEM_F32) }                                          \
+{ CP_BCE_BODY(float, cp_expf_nonpos, cp_log1pf_unit) }                                 \
 ATTR static double cp_bce_f64##SFX(const double *x, const double *t, const double *pw,   \
                                    int pw_all, double *grad, ptrdiff_t n, double scale) \
-{ CP_LOSS_SPAN_BODY(double, CP_BCE_ELEM_F64) }                                         \
+{ CP_BCE_BODY(double, cp_exp_neg, cp_log1p_unit) }                                     \
 ATTR static double cp_huber_f32##SFX(const float *p, const float *t, float *grad,        \
                                      ptrdiff_t n, float delta, float scale)            \
-{ CP_LOSS_SPAN_BODY(float, CP_HUBER_ELEM_F32) }                                        \
+{ CP_LOSS_SPAN_BODY(float, CP_HUBER_ELEM(float)) }                                     \
 ATTR static double cp_huber_f64##SFX(const double *p, const double *t, double *grad,     \
                                      ptrdiff_t n, double delta, double scale)          \
-{ CP_LOSS_SPAN_BODY(double, CP_HUBER_ELEM_F64) }                                       \
+{ CP_LOSS_SPAN_BODY(double, CP_HUBER_ELEM(double)) }                                   \
 ATTR static double cp_l1_f32##SFX(const float *p, const float *t, float *grad,           \
                                   ptrdiff_t n, float scale)                            \
-{ CP_LOSS_SPAN_BODY(float, CP_L1_ELEM_F32) }                                           \
+{ CP_LOSS_SPAN_BODY(float, CP_L1_ELEM(float)) }                                        \
 ATTR static double cp_l1_f64##SFX(const double *p, const double *t, double *grad,        \
                                   ptrdiff_t n, double scale)                           \
-{ CP_LOSS_SPAN_BODY(double, CP_L1_ELEM_F64) }
-
-#define CP_BCE_ELEM_F32(k) CP_BCE_ELEM(float, cp_expf_nonpos, cp_log1pf_unit)
-#define CP_BCE_ELEM_F64(k) CP_BCE_ELEM(double, cp_exp_neg, cp_log1p_unit)
-#define CP_HUBER_ELEM_F32(k) CP_HUBER_ELEM(float)
-#define CP_HUBER_ELEM_F64(k) CP_HUBER_ELEM(double)
-#define CP_L1_ELEM_F32(k) CP_L1_ELEM(float)
-#define CP_L1_ELEM_F64(k) CP_L1_ELEM(double)
+{ CP_LOSS_SPAN_BODY(double, CP_L1_ELEM(double)) }
 
 #ifdef CP_X86_DISPATCH
 CP_SPECIAL_SPANS(_base, )
 CP_SPECIAL_SPANS(_avx2, __attribute__((target("avx2,fma"))))
+CP_SPECIAL_SPANS(_avx512, CP_AVX512_ATTR)
 #else
 CP_SPECIAL_SPANS(_base, )
 #endif
 
 static inline void cp_act2_forward_f32(const float *x, float *y, ptrdiff_t n, int act,
                                        double a, double b)
-{ CP_DISPATCH(cp_act2_forward_f32, (x, y, n, act, a, b)); }
+{ CP_DISPATCH3(cp_act2_forward_f32, (x, y, n, act, a, b)); }
 static inline void cp_act2_forward_f64(const double *x, double *y, ptrdiff_t n, int act,
                                        double a, double b)
-{ CP_DISPATCH(cp_act2_forward_f64, (x, y, n, act, a, b)); }
+{ CP_DISPATCH3(cp_act2_forward_f64, (x, y, n, act, a, b)); }
 static inline void cp_act2_backward_f32(const float *dy, const float *v, float *dx,
                                         ptrdiff_t n, int act, double a, double b)
-{ CP_DISPATCH(cp_act2_backward_f32, (dy, v, dx, n, act, a, b)); }
+{ CP_DISPATCH3(cp_act2_backward_f32, (dy, v, dx, n, act, a, b)); }
 static inline void cp_act2_backward_f64(const double *dy, const double *v, double *dx,
                                         ptrdiff_t n, int act, double a, double b)
-{ CP_DISPATCH(cp_act2_backward_f64, (dy, v, dx, n, act, a, b)); }
+{ CP_DISPATCH3(cp_act2_backward_f64, (dy, v, dx, n, act, a, b)); }
 static inline double cp_bce_f32(const float *x, const float *t, const float *pw, int pw_all,
                                 float *grad, ptrdiff_t n, float scale)
-{ return CP_DISPATCH(cp_bce_f32, (x, t, pw, pw_all, grad, n, scale)); }
+{ return CP_DISPATCH3(cp_bce_f32, (x, t, pw, pw_all, grad, n, scale)); }
 static inline double cp_bce_f64(const double *x, const double *t, const double *pw, int pw_all,
                                 double *grad, ptrdiff_t n, double scale)
-{ return CP_DISPATCH(cp_bce_f64, (x, t, pw, pw_all, grad, n, scale)); }
+{ return CP_DISPATCH3(cp_bce_f64, (x, t, pw, pw_all, grad, n, scale)); }
 static inline double cp_huber_f32(const float *p, const float *t, float *grad, ptrdiff_t n,
                                   float delta, float scale)
-{ return CP_DISPATCH(cp_huber_f32, (p, t, grad, n, delta, scale)); }
+{ return CP_DISPATCH3(cp_huber_f32, (p, t, grad, n, delta, scale)); }
 static inline double cp_huber_f64(const double *p, const double *t, double *grad, ptrdiff_t n,
                                   double delta, double scale)
-{ return CP_DISPATCH(cp_huber_f64, (p, t, grad, n, delta, scale)); }
+{ return CP_DISPATCH3(cp_huber_f64, (p, t, grad, n, delta, scale)); }
 static inline double cp_l1_f32(const float *p, const float *t, float *grad, ptrdiff_t n,
                                float scale)
-{ return CP_DISPATCH(cp_l1_f32, (p, t, grad, n, scale)); }
+{ return CP_DISPATCH3(cp_l1_f32, (p, t, grad, n, scale)); }
 static inline double cp_l1_f64(const double *p, const double *t, double *grad, ptrdiff_t n,
                                double scale)
-{ return CP_DISPATCH(cp_l1_f64, (p, t, grad, n, scale)); }
+{ return CP_DISPATCH3(cp_l1_f64, (p, t, grad, n, scale)); }
 
 #endif /* CYPROP_SPECIAL_H */

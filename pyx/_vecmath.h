@@ -752,8 +752,33 @@ static inline int cp_use_avx2(void)
 }
 #define CP_DISPATCH(name, args) (cp_use_avx2() ? name##_avx2 args : name##_base args)
 static inline const char *cp_vector_isa(void) { return cp_use_avx2() ? "avx2" : "baseline"; }
+
+/* The span families of round 2 (_special.h, _norm.h, _philox.h) have a third
+   copy, for AVX-512 (F, DQ, BW, VL) with 512-bit vectors, picked where the CPU
+   has it and the AVX2 copy would run, unless CYPROP_NO_AVX512 is set (to
+   anything but "" or "0"). On the AMD EPYC (Zen) machine of the README's
+   figures it made float32 gelu/silu/softplus 1.6-1.9x faster, BCE 2.1x. */
+#define CP_AVX512_ATTR __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,prefer-vector-width=512")))
+static int cp_avx512_state = -1;
+static inline int cp_use_avx512(void)
+{
+    if (cp_avx512_state < 0) {
+        const char *off = getenv("CYPROP_NO_AVX512");
+        cp_avx512_state = cp_use_avx2()
+                          && !(off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+                          && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                          && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    }
+    return cp_avx512_state;
+}
+#define CP_DISPATCH3(name, args) \
+    (cp_use_avx512() ? name##_avx512 args : cp_use_avx2() ? name##_avx2 args : name##_base args)
+static inline const char *cp_vector_isa3(void)
+{ return cp_use_avx512() ? "avx512" : cp_use_avx2() ? "avx2" : "baseline"; }
 #else
 static inline const char *cp_vector_isa(void) { return "baseline"; }
+static inline const char *cp_vector_isa3(void) { return "baseline"; }
+#define CP_DISPATCH3(name, args) (name##_base args)
 CP_SPANS(_base, )
 CP_OPT_SPANS(float, f32, sqrtf, _base, )
 CP_OPT_SPANS(double, f64, sqrt, _base, )

@@ -50,10 +50,13 @@ def _dims(draw, k, low=0):
 def build(draw):
     kind = draw(st.sampled_from(["linear_forward", "linear_backward", "act_forward",
                                  "act_backward", "softmax", "ce_index", "ce_proba", "mse",
-                                 "sgd", "adam", "model_step"]))
+                                 "sgd", "adam", "model_step", "act2", "loss2", "ce_options",
+                                 "batch_norm", "layer_norm", "dropout"]))
     dt = np.dtype(draw(st.sampled_from(FLOATS)))
     if kind == "model_step":
         return _model_step(draw, dt)
+    if kind in ROUND2:
+        return ROUND2[kind](draw, dt)
     if kind == "linear_forward":
         n, i, o = _dims(draw, 3)
         act = draw(st.sampled_from(ACTS))
@@ -118,6 +121,125 @@ def build(draw):
                     [("args", 0), ("args", 1), ("args", 2)], None)
     return Case("adam_step", (p, g, np.zeros(size, dt), np.zeros(size, dt)), {"step": 1},
                 [("args", 0), ("args", 1), ("args", 2), ("args", 3)], None)
+
+
+# ------------------------------------------------------------- round 2's ops
+ACT2 = {"leaky_relu": {"negative_slope": 0.1}, "elu": {"alpha": 0.7}, "gelu": {},
+        "silu": {}, "softplus": {"beta": 2.0, "threshold": 5.0}}
+
+
+def _act2(draw, dt):
+    name = draw(st.sampled_from(sorted(ACT2)))
+    kw = dict(ACT2[name])
+    shape = _dims(draw, draw(st.integers(0, 3)))
+    x = _array(draw, shape, dt)
+    if draw(st.booleans()):
+        fwd, rfwd = getattr(F, f"{name}_forward"), getattr(R, f"{name}_forward")
+        if draw(st.booleans()):
+            kw["out"] = np.empty(shape, dt)
+        return Case(f"{name}_forward", (x,), kw, [("args", 0), ("kwargs", "out")],
+                    lambda r, a, k: _close(r, rfwd(*_ref(a), **{q: v for q, v in k.items()
+                                                              if q != "out"})), fn=fwd)
+    return Case(f"{name}_backward", (_array(draw, shape, dt), x), kw, [("args", 0), ("args", 1)],
+                lambda r, a, k: _close(r, getattr(R, f"{name}_backward")(*_ref(a), **k)))
+
+
+def _loss2(draw, dt):
+    name = draw(st.sampled_from(["binary_cross_entropy_with_logits", "huber_loss", "l1_loss"]))
+    shape = _dims(draw, draw(st.integers(0, 3)))
+    kw = {"reduction": draw(st.sampled_from(["mean", "sum"]))}
+    t = _array(draw, shape, dt)
+    if name == "binary_cross_entropy_with_logits":
+        t = np.abs(t) / (1 + np.abs(t))   # targets in [0, 1)
+        if shape and draw(st.booleans()):
+            kw["pos_weight"] = np.abs(_array(draw, (shape[-1],), dt)) + dt.type(0.5)
+    if name == "huber_loss":
+        kw["delta"] = draw(st.sampled_from([0.5, 1.0, 2.0]))
+    slots = [("args", 0), ("args", 1)] + ([("kwargs", "pos_weight")] if "pos_weight" in kw else [])
+    return Case(name, (_array(draw, shape, dt), t.astype(dt)), kw, slots,
+                lambda r, a, k: _close(r, getattr(R, name)(*_ref64(a), **{
+                    q: (_ref64([v])[0] if q == "pos_weight" else v) for q, v in k.items()})))
+
+
+def _ce_options(draw, dt):
+    n, c = _dims(draw, 2)
+    c = max(c, 1)
+    z = _array(draw, (n, c), dt)
+    t = np.random.default_rng(draw(st.integers(0, 99))).integers(0, c, n)
+    kw = {"reduction": draw(st.sampled_from(["mean", "sum"])),
+          "label_smoothing": draw(st.sampled_from([0.0, 0.1, 1.0]))}
+    if draw(st.booleans()):
+        kw["weight"] = np.abs(_array(draw, (c,), dt)) + dt.type(0.1)
+    if n and draw(st.booleans()):
+        kw["ignore_index"] = -100
+        t[0] = -100
+    slots = [("args", 0), ("args", 1)] + ([("kwargs", "weight")] if "weight" in kw else [])
+    return Case("softmax_cross_entropy", (z, t), kw, slots,
+                lambda r, a, k: _close(r, R.softmax_cross_entropy(
+                    *_ref64(a[:1]), np.asarray(a[1]), **{
+                        q: (_ref64([v])[0] if q == "weight" else v) for q, v in k.items()})))
+
+
+def _batch_norm(draw, dt):
+    n, c = draw(st.integers(2, 9)), draw(st.integers(1, 7))
+    training = draw(st.booleans())
+    x = _array(draw, (n, c), dt)
+    g, b = _array(draw, (c,), dt), _array(draw, (c,), dt)
+    rm, rv = _array(draw, (c,), dt), np.abs(_array(draw, (c,), dt)) + dt.type(0.5)
+    if draw(st.booleans()):
+        rm0, rv0 = rm.copy(), rv.copy()
+        kw = {"running_mean": rm, "running_var": rv, "training": training, "momentum": 0.2}
+
+        def check(r, a, k):
+            want = R.batch_norm_forward(*_ref(a), running_mean=rm0.copy(), running_var=rv0.copy(),
+                                        training=training, momentum=0.2)
+            _close(r, want)
+        return Case("batch_norm_forward", (x, g, b), kw,
+                    [("args", 0), ("args", 1), ("args", 2), ("kwargs", "running_mean"),
+                     ("kwargs", "running_var")], check)
+    _, sm, si = R.batch_norm_forward(x, g, b, rm, rv, training=training)
+    dy = _array(draw, (n, c), dt)
+    kw = {"training": training}
+    if draw(st.booleans()):
+        kw["dx"] = np.empty((n, c), dt)
+    def check(r, a, k):
+        want = R.batch_norm_backward(*_ref(a[:3]), sm, si, training=training)
+        if training and np.asarray(a[0]).dtype == np.float32 and np.all(np.isfinite(want[0])):
+            # dx is a difference of terms of size |gamma invstd dy| (near 0 for two rows):
+            # float32 holds it to its rounding of those terms, not of the result
+            terms = np.abs(np.asarray(_ref64(a[:3])[2]) * si * np.asarray(_ref64(a[:1])[0]))
+            np.testing.assert_allclose(r[0], want[0], rtol=0, atol=1e-5 * (1 + terms.max()))
+            r, want = r[1:], want[1:]
+        _close(r, want)
+    return Case("batch_norm_backward", (dy, x, g, sm, si), kw,
+                [("args", 0), ("args", 1), ("args", 2), ("kwargs", "dx")], check)
+
+
+def _layer_norm(draw, dt):
+    shape = _dims(draw, draw(st.integers(1, 3)))
+    shape = shape[:-1] + (max(shape[-1], 1),)
+    d = shape[-1]
+    x, g, b = _array(draw, shape, dt), _array(draw, (d,), dt), _array(draw, (d,), dt)
+    if draw(st.booleans()):
+        return Case("layer_norm_forward", (x, g, b), {}, [("args", 0), ("args", 1), ("args", 2)],
+                    lambda r, a, k: _close(r, R.layer_norm_forward(*_ref(a))))
+    _, sm, si = R.layer_norm_forward(x, g, b)
+    return Case("layer_norm_backward", (_array(draw, shape, dt), x, g, sm, si), {},
+                [("args", 0), ("args", 1), ("args", 2)],
+                lambda r, a, k: _close(r, R.layer_norm_backward(*_ref(a[:3]), sm, si)))
+
+
+def _dropout(draw, dt):
+    shape = _dims(draw, draw(st.integers(0, 3)))
+    p = draw(st.sampled_from([0.0, 0.3, 0.9]))
+    kw = {"seed": draw(st.integers(0, 2**64 - 1)), "step": draw(st.integers(0, 2**40))}
+    name = draw(st.sampled_from(["dropout_forward", "dropout_backward"]))
+    return Case(name, (_array(draw, shape, dt), p), kw, [("args", 0)],
+                lambda r, a, k: _close(r, getattr(R, name)(*_ref(a[:1]), p, **k)))
+
+
+ROUND2 = {"act2": _act2, "loss2": _loss2, "ce_options": _ce_options, "batch_norm": _batch_norm,
+          "layer_norm": _layer_norm, "dropout": _dropout}
 
 
 def _model_step(draw, dt):
@@ -203,8 +325,14 @@ def mutate(draw, case):
     a = _get(case, slot)
     if not isinstance(a, np.ndarray):
         return "none"
-    is_out = slot[0] == "kwargs" and slot[1] in ("out", "dW")
+    is_out = slot[0] == "kwargs" and slot[1] in ("out", "dW", "dx", "running_mean",
+                                                 "running_var")
     inplace = case.name in ("sgd_step", "adam_step")
+    if kind == "readonly_out" and slot in (("kwargs", "running_mean"), ("kwargs", "running_var")):
+        b = a.copy()
+        b.flags.writeable = False
+        _set(case, slot, b)
+        return "invalid"
     if kind == "strided" and not is_out and not inplace:
         big = np.zeros(a.shape + (2,), a.dtype)
         big[..., 0] = a

@@ -2,7 +2,9 @@
 
 exp, sigmoid, tanh, the softmax row passes and the optimizer updates are
 compiled twice, for the baseline x86-64 ISA and for AVX2 + FMA, and the AVX2
-copy is picked at run time. On a machine with AVX2 the rest of the suite only
+copy is picked at run time (round 2's loops - the activations with
+parameters, the losses, the norms, dropout - a third time, for AVX-512, off
+with ``CYPROP_NO_AVX512=1``). On a machine with AVX2 the rest of the suite only
 ever runs that copy; here the kernel tests run again in a fresh interpreter
 with ``CYPROP_NO_AVX2=1``, which makes every module take the baseline copies.
 """
@@ -18,12 +20,16 @@ from cyprop import _activations
 
 HERE = Path(__file__).parent
 KERNEL_TESTS = [str(HERE / name) for name in ("test_activations.py", "test_softmax_ce.py",
-                                              "test_optim.py", "test_linear.py", "test_mse.py")]
+                                              "test_optim.py", "test_linear.py", "test_mse.py",
+                                              "test_activations_param.py", "test_losses.py",
+                                              "test_norm.py", "test_dropout.py")]
+# round 2's span families (_special.h, _norm.h, _philox.h) have a third copy, AVX-512
+ROUND2_TESTS = KERNEL_TESTS[5:]
 
 
-def _run(args, env_value):
+def _run(args, env_value, var="CYPROP_NO_AVX2"):
     # same interpreter, working directory and environment (so the same cyprop)
-    env = dict(os.environ, CYPROP_NO_AVX2=env_value)
+    env = dict(os.environ, **{var: env_value})
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
                           timeout=600)
 
@@ -43,6 +49,18 @@ def test_the_switch_selects_the_copy(value, want):
                     reason="this process already runs the baseline copies")
 def test_kernel_tests_pass_on_the_baseline_copies():
     res = _run(["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *KERNEL_TESTS], "1")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout
+
+
+@pytest.mark.skipif(_activations.vector_isa3() != "avx512",
+                    reason="this CPU has no AVX-512: the AVX2 copies run in this process")
+def test_round2_kernel_tests_pass_on_the_avx2_copies():
+    res = _run(["-c", "from cyprop import _activations; print(_activations.vector_isa3())"], "1",
+               "CYPROP_NO_AVX512")
+    assert res.stdout.strip() == "avx2", res.stderr
+    res = _run(["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ROUND2_TESTS], "1",
+               "CYPROP_NO_AVX512")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert " passed" in res.stdout
 

@@ -119,7 +119,8 @@ def test_thread_scaling_table_interleaves_one_and_more_threads(capsys, monkeypat
     results = bench.run(threads=(1, 2), dtypes=(np.float32,), which=("kernels",), repeats=3,
                         target=0.0005, settle=0.0, progress=False)
     scaling = [r for r in results if "scaling" in r]
-    assert [r["case"].split()[0] for r in scaling] == ["sigmoid", "tanh", "softmax-CE"]
+    assert [r["case"].split()[0] for r in scaling] == ["sigmoid", "tanh", "softmax-CE", "gelu",
+                                                      "silu"]
     assert all(r["threads"] == 2 and set(r["scaling"]) == {"1", "2"}
                and min(r["scaling"].values()) > 0 for r in scaling)
     # the kernel table's two blocks, then per case: calibration and 3 samples
@@ -170,3 +171,16 @@ def test_under_load_table(capsys, monkeypatch):
 def test_under_load_must_not_be_negative():
     with pytest.raises(SystemExit):
         bench.main(["--under-load", "-1"])
+
+
+def test_tabular_numpy_peer_computes_the_same_steps():
+    """The NumPy tabular recipe (BN, ReLU, dropout, BCE, AdamW, clipping, cosine) is
+    cyprop's recipe step for step: the same masks, the same clipped, scheduled updates."""
+    sizes, batch, p = (6, 9, 7, 1), 16, 0.2
+    ours = bench.cyprop_tabular_step(sizes, batch, p, np.float64)
+    theirs = bench.numpy_tabular_step(sizes, batch, p, np.float64)
+    for _ in range(4):
+        ours()
+        theirs()
+    for a, b in zip(ours.weights(), theirs.weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

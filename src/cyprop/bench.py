@@ -320,6 +320,228 @@ def adamw_cases(dtype, n=ADAMW_SIZE):
     return steps
 
 
+# --------------------------------------------------------------------------
+# Round 2: normalization, dropout, the new activations and losses, and the
+# tabular recipe (Linear-BN-ReLU-Dropout twice, BCE on logits, AdamW,
+# clip_grad_norm_, a cosine schedule).
+# --------------------------------------------------------------------------
+
+def batchnorm_cases(dtype, shape=KERNEL_SHAPE):
+    """{peer: step} for BatchNorm1d forward + backward in training mode (torch: autograd)."""
+    x, dy = _kernel_data(dtype, shape, seed=5)
+    c = shape[1]
+    g, b = np.ones(c, dtype), np.zeros(c, dtype)
+    rm, rv = np.zeros(c, dtype), np.ones(c, dtype)
+    y, dx, dg, db = np.empty_like(x), np.empty_like(x), np.empty_like(g), np.empty_like(g)
+    sm, si = np.empty(c), np.empty(c)
+
+    def cy():
+        F.batch_norm_forward(x, g, b, rm, rv, training=True, out=y, save_mean=sm, save_invstd=si)
+        F.batch_norm_backward(dy, x, g, sm, si, dx=dx, dgamma=dg, dbeta=db)
+
+    def numpy_bn():
+        _, m, i = R.batch_norm_forward(x, g, b, rm.copy(), rv.copy(), training=True)
+        R.batch_norm_backward(dy, x, g, m, i)
+    steps = {"cyprop": cy, "numpy": numpy_bn}
+    torch = _optional("torch")
+    if torch is not None:
+        bn = torch.nn.BatchNorm1d(c, dtype=torch.float32 if dtype == np.float32 else torch.float64)
+        tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+        def torch_bn():
+            tx.grad = None
+            bn(tx).backward(tdy)
+        steps["torch"] = torch_bn
+    a = np.empty_like(x)
+
+    def stream():  # the bytes a BN forward and backward must move: x -> y; dy, x -> dx
+        np.negative(x, out=y)
+        np.multiply(dy, x, out=a)
+    steps["stream"] = stream
+    return steps
+
+
+def dropout_cases(dtype, p=0.5, shape=KERNEL_SHAPE):
+    """{peer: step} for dropout forward + backward (torch: autograd, its own generator)."""
+    x, dy = _kernel_data(dtype, shape, seed=6)
+    y, dx = np.empty_like(x), np.empty_like(x)
+
+    def cy():
+        F.dropout_forward(x, p, seed=1, step=2, out=y)
+        F.dropout_backward(dy, p, seed=1, step=2, out=dx)
+
+    def numpy_dropout():  # as a NumPy user would write it: a stored boolean mask
+        mask = np.random.default_rng(0).random(x.shape, dtype=x.dtype) >= p
+        scale = x.dtype.type(1 / (1 - p))
+        return x * mask * scale, dy * mask * scale
+    steps = {"cyprop": cy, "numpy": numpy_dropout}
+    torch = _optional("torch")
+    if torch is not None:
+        tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+        def torch_dropout():
+            tx.grad = None
+            torch.nn.functional.dropout(tx, p, training=True).backward(tdy)
+        steps["torch"] = torch_dropout
+
+    def stream():
+        np.negative(x, out=y)
+        np.negative(dy, out=dx)
+    steps["stream"] = stream
+    return steps
+
+
+def act2_forward_cases(name, dtype, shape=KERNEL_SHAPE):
+    """{peer: step} for the forward pass of gelu or silu."""
+    x, _ = _kernel_data(dtype, shape, seed=7)
+    out = np.empty_like(x)
+    fwd, rfwd = getattr(F, f"{name}_forward"), getattr(R, f"{name}_forward")
+    steps = {"cyprop": lambda: fwd(x, out=out), "numpy": lambda: rfwd(x)}
+    torch = _optional("torch")
+    if torch is not None:
+        tx = torch.from_numpy(x)
+        tf = getattr(torch.nn.functional, name)
+        steps["torch"] = lambda: tf(tx)
+    steps["stream"] = stream_step((x,), out)
+    return steps
+
+
+def bce_cases(dtype, shape=KERNEL_SHAPE):
+    """{peer: step} for BCE-with-logits loss and gradient (torch: autograd)."""
+    x, _ = _kernel_data(dtype, shape, seed=8)
+    t = (np.random.default_rng(9).random(shape) > 0.5).astype(dtype)
+    g = np.empty_like(x)
+    steps = {"cyprop": lambda: F.binary_cross_entropy_with_logits(x, t, grad_out=g),
+             "numpy": lambda: R.binary_cross_entropy_with_logits(x, t)}
+    torch = _optional("torch")
+    if torch is not None:
+        tx, tt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(t)
+
+        def torch_bce():
+            tx.grad = None
+            torch.nn.functional.binary_cross_entropy_with_logits(tx, tt).backward()
+        steps["torch"] = torch_bce
+    steps["stream"] = stream_step((x, t), g)
+    return steps
+
+
+TABULAR = ((128, 256, 256, 1), 256, 0.1)   # sizes, batch, dropout p
+
+
+def _tabular_data(sizes, batch, dtype):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    return x, (rng.random((batch, 1)) > 0.5).astype(dtype)
+
+
+def cyprop_tabular_step(sizes, batch, p, dtype):
+    Ws, _ = _init(sizes, dtype)
+    layers = []
+    for i, W in enumerate(Ws):
+        lin = nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
+        lin.W = W
+        layers.append(lin)
+        if i < len(Ws) - 1:
+            layers += [nn.BatchNorm1d(W.shape[1], dtype=dtype), nn.ReLU(),
+                       nn.Dropout(p, seed=i)]
+    model = nn.Sequential(*layers)
+    loss_fn = nn.BCEWithLogitsLoss()
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
+    x, t = _tabular_data(sizes, batch, dtype)
+
+    def step():
+        loss_fn(model(x), t)
+        model.backward(loss_fn.backward())
+        optim.clip_grad_norm_(model, 1.0)
+        opt.step()
+        sched.step()
+    step.weights = lambda: [layer.W.copy() for layer in layers if isinstance(layer, nn.Linear)]
+    return step
+
+
+def numpy_tabular_step(sizes, batch, p, dtype):
+    """The same recipe through cyprop.reference (NumPy), AdamW's state kept by hand."""
+    Ws, bs = _init(sizes, dtype)
+    params = []
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        params += [W, b]
+        if i < len(Ws) - 1:
+            params += [np.ones(W.shape[1], dtype), np.zeros(W.shape[1], dtype)]
+    state = [(np.zeros_like(q), np.zeros_like(q)) for q in params]
+    running = [(np.zeros(W.shape[1], dtype), np.ones(W.shape[1], dtype)) for W in Ws[:-1]]
+    x, t = _tabular_data(sizes, batch, dtype)
+    count = {"t": 0}
+    last = len(Ws) - 1
+
+    def step():
+        count["t"] += 1
+        saved, h, k = [], x, 0
+        for i in range(len(Ws)):
+            W, b = params[k], params[k + 1]
+            z = R.linear_forward(h, W, b)
+            if i < last:
+                g, be = params[k + 2], params[k + 3]
+                zn, m, inv = R.batch_norm_forward(z, g, be, *running[i], training=True)
+                a = R.relu_forward(zn)
+                y = R.dropout_forward(a, p, seed=i, step=count["t"] - 1)
+                saved.append((h, z, m, inv, a))
+                h, k = y, k + 4
+            else:
+                saved.append((h,))
+                h = z
+        _, d = R.binary_cross_entropy_with_logits(h, t)
+        grads = [None] * len(params)
+        k = len(params) - 2
+        for i in range(last, -1, -1):
+            W = params[k]
+            hin = saved[i][0]
+            d, grads[k], grads[k + 1] = R.linear_backward(d, hin, W, need_dx=i > 0)
+            if i > 0:
+                hprev, z, m, inv, a = saved[i - 1]
+                k -= 4
+                d = R.dropout_backward(d, p, seed=i - 1, step=count["t"] - 1)
+                d = R.relu_backward(d, a)
+                d, grads[k + 2], grads[k + 3] = R.batch_norm_backward(d, z, params[k + 2], m, inv)
+        total = np.sqrt(sum(float(np.sum(q.astype(np.float64) ** 2)) for q in grads))
+        coef = min(1.0, 1.0 / (total + 1e-6))
+        lr = 0.5e-3 * (1 + np.cos(np.pi * (count["t"] - 1) / 1000))   # the schedule's rate
+        for q, gq, (m1, v1) in zip(params, grads, state):
+            R.adamw_step(q, gq * dtype(coef), m1, v1, step=count["t"], lr=lr)
+    step.weights = lambda: [q.copy() for q in params if q.ndim == 2]
+    return step
+
+
+def torch_tabular_step(sizes, batch, p, dtype):
+    torch = _optional("torch")
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    Ws, _ = _init(sizes, dtype)
+    mods = []
+    for i, W in enumerate(Ws):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=tdtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.zero_()
+        mods.append(lin)
+        if i < len(Ws) - 1:
+            mods += [torch.nn.BatchNorm1d(W.shape[1], dtype=tdtype), torch.nn.ReLU(),
+                     torch.nn.Dropout(p)]
+    model = torch.nn.Sequential(*mods)
+    crit = torch.nn.BCEWithLogitsLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
+    x, t = _tabular_data(sizes, batch, dtype)
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        crit(model(tx), tt).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    return step
+
+
 def stream_step(inputs, out):
     """A kernel at memory speed, as NumPy runs it: a loop that computes next to nothing.
 
@@ -468,17 +690,29 @@ def build_cases(dtypes, which):
                     steps["gemms"] = gemms_step(sizes, batch, dtype)
                     steps["blas"] = blas_gemms_step(sizes, batch, dtype)
                 yield f"step {name} b{batch}", dtype, steps
+            sizes, batch, p = TABULAR
+            steps = {"cyprop": cyprop_tabular_step(sizes, batch, p, dtype),
+                     "numpy": numpy_tabular_step(sizes, batch, p, dtype)}
+            if "torch" in peers:
+                steps["torch"] = torch_tabular_step(sizes, batch, p, dtype)
+            yield f"tabular {'-'.join(map(str, sizes))} b{batch}", dtype, steps
         if "kernels" in which:
             for name in ("relu", "sigmoid", "tanh"):
                 for direction in ("forward", "backward"):
                     yield f"{name} {direction} {KERNEL_SHAPE}", dtype, kernel_cases(name, direction, dtype)
             yield f"softmax-CE fwd+bwd {CE_SHAPE}", dtype, ce_cases(dtype)
             yield f"adamw step ({ADAMW_SIZE // 10**6}M params)", dtype, adamw_cases(dtype)
+            yield f"batchnorm fwd+bwd {KERNEL_SHAPE}", dtype, batchnorm_cases(dtype)
+            yield f"dropout fwd+bwd {KERNEL_SHAPE}", dtype, dropout_cases(dtype)
+            yield f"gelu forward {KERNEL_SHAPE}", dtype, act2_forward_cases("gelu", dtype)
+            yield f"silu forward {KERNEL_SHAPE}", dtype, act2_forward_cases("silu", dtype)
+            yield f"bce-logits fwd+bwd {KERNEL_SHAPE}", dtype, bce_cases(dtype)
 
 
 # the compute-bound kernels, whose thread scaling counts (the activation
 # backward passes and ReLU are bound by memory, which a second core does not double)
-SCALING_KERNELS = ("sigmoid forward", "tanh forward", "softmax-CE")
+SCALING_KERNELS = ("sigmoid forward", "tanh forward", "softmax-CE", "gelu forward",
+                   "silu forward")
 
 
 def scaling_cases(cases):

@@ -81,7 +81,7 @@ def softmax_cross_entropy(logits, target, *, weight=None, label_smoothing=0.0,
     t_is_array = isinstance(target, np.ndarray)
     t_float = t_is_array and target.dtype.kind == "f" and target.ndim == 2
     dtype = call_dtype(("logits", logits), *((("target", target),) if t_float else ()),
-                       ("grad_out", grad_out))
+                       ("weight", weight), ("grad_out", grad_out))
     z = as_float_array("logits", logits, dtype, 2)
     n, n_classes = z.shape
     plain = weight is None and ignore_index is None and label_smoothing == 0.0
@@ -154,7 +154,17 @@ def _softmax_ce_general(z, target, dtype, weight, label_smoothing, ignore_index,
         scale = 1.0 / divisor if divisor else 0.0
     dz = _output("grad_out", grad_out, z.shape, dtype, (("logits", z), ("target", T)),
                  alias_ok=("logits",))
-    total = _softmax_ce.softmax_ce_proba(z, T, dz, scale, _n_threads())
+    if not t_is_proba and not keep.all():
+        # ignored rows take no part: not in the loss (a NaN logit there included),
+        # and their gradient is exactly 0
+        rows = np.flatnonzero(keep)
+        dz_kept = np.empty((rows.size, n_classes), dtype)
+        total = _softmax_ce.softmax_ce_proba(np.ascontiguousarray(z[rows]), T[rows], dz_kept,
+                                             scale, _n_threads())
+        dz[...] = 0
+        dz[rows] = dz_kept
+    else:
+        total = _softmax_ce.softmax_ce_proba(z, T, dz, scale, _n_threads())
     if reduction == "sum":
         return float(total), dz
     return (float(total) / divisor if divisor else math.nan), dz
@@ -238,8 +248,8 @@ def mse_loss(pred, target, *, reduction="mean", grad_out=None):
     return _reduce(total, n, reduction), g
 
 
-def _pred_target(pred, target, pred_name="pred", grad_out=None):
-    dtype = call_dtype((pred_name, pred), ("target", target), ("grad_out", grad_out))
+def _pred_target(pred, target, pred_name="pred", grad_out=None, extra=()):
+    dtype = call_dtype((pred_name, pred), ("target", target), ("grad_out", grad_out), *extra)
     pred = as_float_array(pred_name, pred, dtype)
     target = as_float_array("target", target, dtype)
     if pred.shape != target.shape:
@@ -277,10 +287,9 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
     dlogits : ndarray
     """
     check_reduction(reduction)
-    dtype, x, t = _pred_target(logits, target, "logits", grad_out)
+    dtype, x, t = _pred_target(logits, target, "logits", grad_out, (("pos_weight", pos_weight),))
     pw = None
     if pos_weight is not None:
-        call_dtype(("logits", x), ("pos_weight", pos_weight))
         pw = np.ascontiguousarray(as_float_array("pos_weight", pos_weight, dtype), dtype=dtype)
         n_cols = x.shape[-1] if x.ndim else 1
         if pw.ndim > 1 or (pw.size != 1 and pw.size != n_cols) or (pw.ndim == 1 and x.ndim == 0):
@@ -291,7 +300,7 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
     g = _output("grad_out", grad_out, x.shape, dtype, (("logits", x), ("target", t)),
                 alias_ok=("logits", "target"))
-    total = _losses.bce_with_logits(x, t, pw, g, scale, _n_threads())
+    total = _losses.bce_with_logits(x, t, pw, g, scale, _n_threads()) if n else 0.0
     return _reduce(total, n, reduction), g
 
 

@@ -148,6 +148,8 @@ def _ce_general_with_grad(logits, target, weight, eps, ignore_index, reduction, 
         denom = np.where(keep, w[y], 0.0).sum()
     p = softmax(logits.astype(np.float64))
     grad = p * T.sum(axis=1, keepdims=True) - T
+    if target.ndim == 1:
+        grad[~keep] = 0   # an ignored row has no gradient (a NaN logit there included)
     if reduction == "mean":
         grad = grad / denom if denom else np.zeros_like(grad)
     return loss, _store(grad.astype(logits.dtype, copy=False), grad_out)
