@@ -23,6 +23,36 @@
    1.2-1.4 ms). The rows' terms are added pairwise, ((r0 + r1) + (r2 + r3)) +
    ((r4 + r5) + (r6 + r7)), then to the sum: a fixed order, the same for a
    block whatever the thread count. */
+/* the eight-row loop of the gradient sums (then the rows left), LOAD(q) the
+   gradient of row i + q, column c */
+#define CP_BN_SUMS_LOOP(T, LOAD)                                                       \
+    for (i = 0; i + 8 <= n_rows; i += 8) {                                             \
+        const T *restrict g0 = dy + i * C, *restrict x0 = x + i * C;                   \
+        const T *restrict m0 = mask == NULL ? x0 : mask + i * C;                       \
+        (void)m0;                                                                      \
+        for (c = 0; c < C; c++) {                                                      \
+            double mc = (double)mean[c], av[8], ev[8];                                 \
+            int q;                                                                     \
+            for (q = 0; q < 8; q++) {                                                  \
+                av[q] = (double)(LOAD);                                                \
+                ev[q] = av[q] * ((double)x0[q * C + c] - mc);                          \
+            }                                                                          \
+            sdy[c] += ((av[0] + av[1]) + (av[2] + av[3])) + ((av[4] + av[5]) + (av[6] + av[7])); \
+            sdyx[c] += ((ev[0] + ev[1]) + (ev[2] + ev[3])) + ((ev[4] + ev[5]) + (ev[6] + ev[7])); \
+        }                                                                              \
+    }                                                                                  \
+    for (; i < n_rows; i++) {                                                          \
+        const T *restrict g0 = dy + i * C, *restrict x0 = x + i * C;                   \
+        const T *restrict m0 = mask == NULL ? x0 : mask + i * C;                       \
+        (void)m0;                                                                      \
+        for (c = 0; c < C; c++) {                                                      \
+            const int q = 0;                                                           \
+            double g = (double)(LOAD);                                                 \
+            sdy[c] += g;                                                               \
+            sdyx[c] += g * ((double)x0[c] - (double)mean[c]);                          \
+        }                                                                              \
+    }
+
 #define CP_NORM_SPANS(T, NAME, SFX, ATTR)                                              \
 /* block statistics of rows x[0 .. n_rows) (row length C): mean, M2 (float64) */       \
 ATTR static void cp_bn_block_stats_##NAME##SFX(const T *restrict x, ptrdiff_t n_rows,  \
@@ -66,63 +96,60 @@ ATTR static void cp_bn_block_stats_##NAME##SFX(const T *restrict x, ptrdiff_t n_
 ATTR static void cp_bn_normalize_##NAME##SFX(const T *x, T *y, ptrdiff_t n_rows,       \
                                              ptrdiff_t C, const T *restrict mean,      \
                                              const T *restrict scale,                  \
-                                             const T *restrict shift)                  \
+                                             const T *restrict shift, int relu)        \
 {                                                                                      \
     ptrdiff_t i, c;                                                                    \
     for (i = 0; i < n_rows; i++) {                                                     \
         const T *xr = x + i * C;                                                       \
         T *yr = y + i * C;                                                             \
-        for (c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + shift[c];       \
+        if (relu) {  /* BatchNorm -> ReLU fused: max(v, 0), NaN kept (as relu's) */    \
+            for (c = 0; c < C; c++) {                                                  \
+                T v = (xr[c] - mean[c]) * scale[c] + shift[c];                         \
+                yr[c] = v < 0 ? (T)0 : v;                                              \
+            }                                                                          \
+        } else {                                                                       \
+            for (c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + shift[c];   \
+        }                                                                              \
     }                                                                                  \
 }                                                                                      \
-/* column sums of dy and dy (x - mean) over n_rows rows, float64 */                    \
+/* column sums of g and g (x - mean) over n_rows rows, float64, where g = dy, or
+   with a fused ReLU after the norm g = dy * (y > 0) for its output y (mask) */    \
 ATTR static void cp_bn_grad_sums_##NAME##SFX(const T *restrict dy, const T *restrict x, \
+                                             const T *restrict mask,                   \
                                              ptrdiff_t n_rows, ptrdiff_t C,            \
                                              const T *restrict mean, double *restrict sdy, \
                                              double *restrict sdyx)                    \
 {                                                                                      \
     ptrdiff_t i, c;                                                                    \
     for (c = 0; c < C; c++) { sdy[c] = 0; sdyx[c] = 0; }                               \
-    for (i = 0; i + 8 <= n_rows; i += 8) {                                             \
-        const T *restrict g0 = dy + i * C, *restrict x0 = x + i * C;                   \
-        for (c = 0; c < C; c++) {                                                      \
-            double mc = (double)mean[c];                                               \
-            double a0 = g0[c], a1 = g0[C + c], a2 = g0[2 * C + c], a3 = g0[3 * C + c];  \
-            double a4 = g0[4 * C + c], a5 = g0[5 * C + c];                             \
-            double a6 = g0[6 * C + c], a7 = g0[7 * C + c];                             \
-            sdy[c] += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));               \
-            sdyx[c] += ((a0 * ((double)x0[c] - mc) + a1 * ((double)x0[C + c] - mc))    \
-                        + (a2 * ((double)x0[2 * C + c] - mc)                           \
-                           + a3 * ((double)x0[3 * C + c] - mc)))                       \
-                     + ((a4 * ((double)x0[4 * C + c] - mc)                             \
-                         + a5 * ((double)x0[5 * C + c] - mc))                          \
-                        + (a6 * ((double)x0[6 * C + c] - mc)                           \
-                           + a7 * ((double)x0[7 * C + c] - mc)));                      \
-        }                                                                              \
-    }                                                                                  \
-    for (; i < n_rows; i++) {                                                          \
-        const T *restrict dr = dy + i * C, *restrict xr = x + i * C;                   \
-        for (c = 0; c < C; c++) {                                                      \
-            double g = (double)dr[c];                                                  \
-            sdy[c] += g;                                                               \
-            sdyx[c] += g * ((double)xr[c] - (double)mean[c]);                          \
-        }                                                                              \
+    if (mask == NULL) {                                                                \
+        CP_BN_SUMS_LOOP(T, g0[(q) * C + c])                                            \
+    } else {                                                                           \
+        CP_BN_SUMS_LOOP(T, g0[(q) * C + c] * (T)(m0[(q) * C + c] > 0))                 \
     }                                                                                  \
 }                                                                                      \
-/* dx = a dy + b (x - mean) + k (b NULL: dx = a dy); dx may be dy */                   \
-ATTR static void cp_bn_dx_##NAME##SFX(const T *dy, const T *restrict x, T *dx,         \
-                                      ptrdiff_t n_rows, ptrdiff_t C,                   \
+/* dx = a g + b (x - mean) + k (b NULL: dx = a g), g = dy (mask NULL) or
+   dy * (mask > 0); dx may be dy */                                                    \
+ATTR static void cp_bn_dx_##NAME##SFX(const T *dy, const T *restrict x, const T *mask,  \
+                                      T *dx, ptrdiff_t n_rows, ptrdiff_t C,            \
                                       const T *restrict mean, const T *restrict a,     \
                                       const T *restrict b, const T *restrict k)        \
 {                                                                                      \
     ptrdiff_t i, c;                                                                    \
     for (i = 0; i < n_rows; i++) {                                                     \
-        const T *dr = dy + i * C, *xr = x + i * C;                                     \
+        const T *dr = dy + i * C, *xr = x + i * C, *mr = mask + (mask ? i * C : 0);    \
         T *out = dx + i * C;                                                           \
-        if (b == NULL) { for (c = 0; c < C; c++) out[c] = a[c] * dr[c]; }              \
-        else {                                                                         \
+        if (mask == NULL) {                                                            \
+            if (b == NULL) { for (c = 0; c < C; c++) out[c] = a[c] * dr[c]; }          \
+            else {                                                                     \
+                for (c = 0; c < C; c++)                                                \
+                    out[c] = a[c] * dr[c] + b[c] * (xr[c] - mean[c]) + k[c];           \
+            }                                                                          \
+        } else if (b == NULL) {                                                        \
+            for (c = 0; c < C; c++) out[c] = a[c] * (dr[c] * (T)(mr[c] > 0));          \
+        } else {                                                                       \
             for (c = 0; c < C; c++)                                                    \
-                out[c] = a[c] * dr[c] + b[c] * (xr[c] - mean[c]) + k[c];               \
+                out[c] = a[c] * (dr[c] * (T)(mr[c] > 0)) + b[c] * (xr[c] - mean[c]) + k[c]; \
         }                                                                              \
     }                                                                                  \
 }
@@ -144,16 +171,17 @@ static inline void cp_bn_block_stats_##NAME(const T *x, ptrdiff_t n_rows, ptrdif
                                             double *mean, double *m2)                  \
 { CP_DISPATCH3(cp_bn_block_stats_##NAME, (x, n_rows, C, mean, m2)); }                   \
 static inline void cp_bn_normalize_##NAME(const T *x, T *y, ptrdiff_t n_rows, ptrdiff_t C, \
-                                          const T *mean, const T *scale, const T *shift) \
-{ CP_DISPATCH3(cp_bn_normalize_##NAME, (x, y, n_rows, C, mean, scale, shift)); }        \
-static inline void cp_bn_grad_sums_##NAME(const T *dy, const T *x, ptrdiff_t n_rows,   \
-                                          ptrdiff_t C, const T *mean, double *sdy,     \
-                                          double *sdyx)                                \
-{ CP_DISPATCH3(cp_bn_grad_sums_##NAME, (dy, x, n_rows, C, mean, sdy, sdyx)); }          \
-static inline void cp_bn_dx_##NAME(const T *dy, const T *x, T *dx, ptrdiff_t n_rows,   \
-                                   ptrdiff_t C, const T *mean, const T *a, const T *b, \
-                                   const T *k)                                         \
-{ CP_DISPATCH3(cp_bn_dx_##NAME, (dy, x, dx, n_rows, C, mean, a, b, k)); }
+                                          const T *mean, const T *scale, const T *shift, \
+                                          int relu)                                    \
+{ CP_DISPATCH3(cp_bn_normalize_##NAME, (x, y, n_rows, C, mean, scale, shift, relu)); }  \
+static inline void cp_bn_grad_sums_##NAME(const T *dy, const T *x, const T *mask,      \
+                                          ptrdiff_t n_rows, ptrdiff_t C, const T *mean, \
+                                          double *sdy, double *sdyx)                   \
+{ CP_DISPATCH3(cp_bn_grad_sums_##NAME, (dy, x, mask, n_rows, C, mean, sdy, sdyx)); }    \
+static inline void cp_bn_dx_##NAME(const T *dy, const T *x, const T *mask, T *dx,      \
+                                   ptrdiff_t n_rows, ptrdiff_t C, const T *mean,       \
+                                   const T *a, const T *b, const T *k)                 \
+{ CP_DISPATCH3(cp_bn_dx_##NAME, (dy, x, mask, dx, n_rows, C, mean, a, b, k)); }
 CP_NORM_WRAPPERS(float, f32)
 CP_NORM_WRAPPERS(double, f64)
 

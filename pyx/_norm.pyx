@@ -57,19 +57,23 @@ cdef extern from "_norm.h" nogil:
     void cp_bn_block_stats_f64(const double* x, Py_ssize_t n_rows, Py_ssize_t C, double* mean,
                                double* m2)
     void cp_bn_normalize_f32(const float* x, float* y, Py_ssize_t n_rows, Py_ssize_t C,
-                             const float* mean, const float* scale, const float* shift)
+                             const float* mean, const float* scale, const float* shift,
+                             int relu)
     void cp_bn_normalize_f64(const double* x, double* y, Py_ssize_t n_rows, Py_ssize_t C,
-                             const double* mean, const double* scale, const double* shift)
-    void cp_bn_grad_sums_f32(const float* dy, const float* x, Py_ssize_t n_rows, Py_ssize_t C,
-                             const float* mean, double* sdy, double* sdyx)
-    void cp_bn_grad_sums_f64(const double* dy, const double* x, Py_ssize_t n_rows,
-                             Py_ssize_t C, const double* mean, double* sdy, double* sdyx)
-    void cp_bn_dx_f32(const float* dy, const float* x, float* dx, Py_ssize_t n_rows,
-                      Py_ssize_t C, const float* mean, const float* a, const float* b,
-                      const float* k)
-    void cp_bn_dx_f64(const double* dy, const double* x, double* dx, Py_ssize_t n_rows,
-                      Py_ssize_t C, const double* mean, const double* a, const double* b,
-                      const double* k)
+                             const double* mean, const double* scale, const double* shift,
+                             int relu)
+    void cp_bn_grad_sums_f32(const float* dy, const float* x, const float* mask,
+                             Py_ssize_t n_rows, Py_ssize_t C, const float* mean, double* sdy,
+                             double* sdyx)
+    void cp_bn_grad_sums_f64(const double* dy, const double* x, const double* mask,
+                             Py_ssize_t n_rows, Py_ssize_t C, const double* mean, double* sdy,
+                             double* sdyx)
+    void cp_bn_dx_f32(const float* dy, const float* x, const float* mask, float* dx,
+                      Py_ssize_t n_rows, Py_ssize_t C, const float* mean, const float* a,
+                      const float* b, const float* k)
+    void cp_bn_dx_f64(const double* dy, const double* x, const double* mask, double* dx,
+                      Py_ssize_t n_rows, Py_ssize_t C, const double* mean, const double* a,
+                      const double* b, const double* k)
 
 
 cdef inline void bn_block_stats(const floating* x, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
@@ -102,18 +106,18 @@ cdef void bn_merge(const double* part, Py_ssize_t n_blocks, Py_ssize_t N, Py_ssi
 
 cdef inline void bn_normalize(const floating* x, floating* y, Py_ssize_t r0, Py_ssize_t r1,
                               Py_ssize_t C, const floating* mean, const floating* scale,
-                              const floating* shift) noexcept nogil:
-    """y = (x - mean) * scale + shift over rows r0..r1."""
+                              const floating* shift, bint relu) noexcept nogil:
+    """y = (x - mean) * scale + shift over rows r0..r1 (then max(y, 0) if relu)."""
     if floating is float:
-        cp_bn_normalize_f32(x + r0 * C, y + r0 * C, r1 - r0, C, mean, scale, shift)
+        cp_bn_normalize_f32(x + r0 * C, y + r0 * C, r1 - r0, C, mean, scale, shift, relu)
     else:
-        cp_bn_normalize_f64(x + r0 * C, y + r0 * C, r1 - r0, C, mean, scale, shift)
+        cp_bn_normalize_f64(x + r0 * C, y + r0 * C, r1 - r0, C, mean, scale, shift, relu)
 
 
 cdef int bn_forward_impl(const floating* x, const floating* gamma, const floating* beta,
                          floating* rmean, floating* rvar, floating* y, double* save_mean,
                          double* save_invstd, Py_ssize_t N, Py_ssize_t C, bint training,
-                         bint update, double momentum, double eps,
+                         bint update, double momentum, double eps, bint relu,
                          int n_threads) noexcept nogil:
     cdef Py_ssize_t b, c, r0, n_blocks = (N + RB - 1) // RB
     cdef double* part = NULL
@@ -166,36 +170,42 @@ cdef int bn_forward_impl(const floating* x, const floating* gamma, const floatin
         for b in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             r0 = b * RB
-            bn_normalize(x, y, r0, min(r0 + RB, N), C, coef, coef + C, coef + 2 * C)
+            bn_normalize(x, y, r0, min(r0 + RB, N), C, coef, coef + C, coef + 2 * C, relu)
             cp_block_end(&reg, t)
         cp_region_end(&reg)
     else:
-        bn_normalize(x, y, 0, N, C, coef, coef + C, coef + 2 * C)
+        bn_normalize(x, y, 0, N, C, coef, coef + C, coef + 2 * C, relu)
     free(coef)
     return 0
 
 
-cdef inline void bn_block_grad_sums(const floating* dy, const floating* x, Py_ssize_t r0,
-                                    Py_ssize_t r1, Py_ssize_t C, const floating* mean,
-                                    double* sdy, double* sdyx) noexcept nogil:
-    """Column sums of dy and dy (x - mean) over rows r0..r1, in float64."""
+cdef inline void bn_block_grad_sums(const floating* dy, const floating* x,
+                                    const floating* mask, Py_ssize_t r0, Py_ssize_t r1,
+                                    Py_ssize_t C, const floating* mean, double* sdy,
+                                    double* sdyx) noexcept nogil:
+    """Column sums of g and g (x - mean) over rows r0..r1 in float64; g = dy, or
+    dy * (mask > 0) for a fused ReLU whose output is mask."""
+    cdef const floating* m = NULL if mask == NULL else mask + r0 * C
     if floating is float:
-        cp_bn_grad_sums_f32(dy + r0 * C, x + r0 * C, r1 - r0, C, mean, sdy, sdyx)
+        cp_bn_grad_sums_f32(dy + r0 * C, x + r0 * C, m, r1 - r0, C, mean, sdy, sdyx)
     else:
-        cp_bn_grad_sums_f64(dy + r0 * C, x + r0 * C, r1 - r0, C, mean, sdy, sdyx)
+        cp_bn_grad_sums_f64(dy + r0 * C, x + r0 * C, m, r1 - r0, C, mean, sdy, sdyx)
 
 
-cdef inline void bn_dx(const floating* dy, const floating* x, floating* dx, Py_ssize_t r0,
-                       Py_ssize_t r1, Py_ssize_t C, const floating* mean, const floating* a,
-                       const floating* bcoef, const floating* k) noexcept nogil:
-    """dx = a dy + bcoef (x - mean) + k over rows r0..r1 (bcoef NULL: dx = a dy)."""
+cdef inline void bn_dx(const floating* dy, const floating* x, const floating* mask,
+                       floating* dx, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                       const floating* mean, const floating* a, const floating* bcoef,
+                       const floating* k) noexcept nogil:
+    """dx = a g + bcoef (x - mean) + k over rows r0..r1 (bcoef NULL: dx = a g)."""
+    cdef const floating* m = NULL if mask == NULL else mask + r0 * C
     if floating is float:
-        cp_bn_dx_f32(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, mean, a, bcoef, k)
+        cp_bn_dx_f32(dy + r0 * C, x + r0 * C, m, dx + r0 * C, r1 - r0, C, mean, a, bcoef, k)
     else:
-        cp_bn_dx_f64(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, mean, a, bcoef, k)
+        cp_bn_dx_f64(dy + r0 * C, x + r0 * C, m, dx + r0 * C, r1 - r0, C, mean, a, bcoef, k)
 
 
-cdef int bn_backward_impl(const floating* dy, const floating* x, const floating* gamma,
+cdef int bn_backward_impl(const floating* dy, const floating* x, const floating* mask,
+                          const floating* gamma,
                           const double* save_mean, const double* save_invstd, floating* dx,
                           floating* dgamma, floating* dbeta, Py_ssize_t N, Py_ssize_t C,
                           bint training, bint need_dx, int n_threads) noexcept nogil:
@@ -217,14 +227,14 @@ cdef int bn_backward_impl(const floating* dy, const floating* x, const floating*
         for b in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             r0 = b * RB
-            bn_block_grad_sums(dy, x, r0, min(r0 + RB, N), C, coef, part + 2 * b * C,
+            bn_block_grad_sums(dy, x, mask, r0, min(r0 + RB, N), C, coef, part + 2 * b * C,
                                part + (2 * b + 1) * C)
             cp_block_end(&reg, t)
         cp_region_end(&reg)
     else:
         for b in range(n_blocks):
             r0 = b * RB
-            bn_block_grad_sums(dy, x, r0, min(r0 + RB, N), C, coef, part + 2 * b * C,
+            bn_block_grad_sums(dy, x, mask, r0, min(r0 + RB, N), C, coef, part + 2 * b * C,
                                part + (2 * b + 1) * C)
     for b in range(1, n_blocks):      # block order; rows of C, so the reads run along memory
         for c in range(C):
@@ -249,13 +259,13 @@ cdef int bn_backward_impl(const floating* dy, const floating* x, const floating*
             for b in prange(n_blocks, num_threads=nt, schedule="guided"):
                 t = cp_block_begin()
                 r0 = b * RB
-                bn_dx(dy, x, dx, r0, min(r0 + RB, N), C, coef, coef + C,
+                bn_dx(dy, x, mask, dx, r0, min(r0 + RB, N), C, coef, coef + C,
                       coef + 2 * C if training else NULL, coef + 3 * C)
                 cp_block_end(&reg, t)
             cp_region_end(&reg)
         else:
-            bn_dx(dy, x, dx, 0, N, C, coef, coef + C, coef + 2 * C if training else NULL,
-                  coef + 3 * C)
+            bn_dx(dy, x, mask, dx, 0, N, C, coef, coef + C,
+                  coef + 2 * C if training else NULL, coef + 3 * C)
     free(coef)
     return 0
 
@@ -265,14 +275,15 @@ cdef void* opt_data(a, int typenum, Py_ssize_t n, bint writeable, str name) exce
 
 
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd,
-                       bint training, bint update, double momentum, double eps, int n_threads):
+                       bint training, bint update, double momentum, double eps, int n_threads,
+                       bint relu=False):
     """BatchNorm1d forward over C-contiguous x (N, C) into y; fills save_mean/save_invstd.
 
     gamma, beta: (C,) of x's dtype or None (no affine); running_mean/var: (C,) of
     x's dtype (None only when training and not update); save_mean,
     save_invstd: float64 (C,). Training: batch statistics (and, if update,
     the running statistics updated in place). Eval: the running statistics.
-    All checked in C. Raises MemoryError if the workspace cannot be allocated.
+    relu: y = max(y, 0) in the same pass (BatchNorm -> ReLU fused). All checked in C. Raises MemoryError if the workspace cannot be allocated.
     """
     cdef int typenum = float_type(x, "x")
     cdef cnp.ndarray xa = <cnp.ndarray>x
@@ -299,22 +310,24 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, y, save_mean, 
         if typenum == cnp.NPY_FLOAT:
             rc = bn_forward_impl[float](<float*>px, <float*>pg, <float*>pb, <float*>prm,
                                         <float*>prv, <float*>py, <double*>psm, <double*>psi,
-                                        N, C, training, update, momentum, eps, n_threads)
+                                        N, C, training, update, momentum, eps, relu, n_threads)
         else:
             rc = bn_forward_impl[double](<double*>px, <double*>pg, <double*>pb, <double*>prm,
                                          <double*>prv, <double*>py, <double*>psm,
                                          <double*>psi, N, C, training, update, momentum, eps,
-                                         n_threads)
+                                         relu, n_threads)
     if rc != 0:
         raise MemoryError("batch_norm_forward: could not allocate the workspace")
 
 
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
-                        bint training, int n_threads):
+                        bint training, int n_threads, relu_out=None):
     """dx (unless None), dgamma and dbeta (unless None) of BatchNorm1d, from the forward's stats.
 
     In training mode dx includes the batch statistics' own gradient; in eval
-    mode the statistics are constants. All arrays checked in C.
+    mode the statistics are constants. relu_out: the output of a fused ReLU
+    (dy is then the ReLU's output gradient, masked by relu_out > 0 as it is
+    read). All arrays checked in C.
     """
     cdef int typenum = float_type(x, "x")
     cdef cnp.ndarray xa = <cnp.ndarray>x
@@ -329,6 +342,7 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
     cdef void* pdb = opt_data(dbeta, typenum, C, True, "dbeta")
     cdef void* psm = data_of(save_mean, cnp.NPY_DOUBLE, C, False, "save_mean")
     cdef void* psi = data_of(save_invstd, cnp.NPY_DOUBLE, C, False, "save_invstd")
+    cdef void* pmask = opt_data(relu_out, typenum, N * C, False, "relu_out")
     cdef int rc
     if C == 0:
         return
@@ -340,11 +354,13 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
         return
     with nogil:
         if typenum == cnp.NPY_FLOAT:
-            rc = bn_backward_impl[float](<float*>pdy, <float*>px, <float*>pg, <double*>psm,
+            rc = bn_backward_impl[float](<float*>pdy, <float*>px, <float*>pmask, <float*>pg,
+                                         <double*>psm,
                                          <double*>psi, <float*>pdx, <float*>pdg, <float*>pdb,
                                          N, C, training, pdx != NULL, n_threads)
         else:
-            rc = bn_backward_impl[double](<double*>pdy, <double*>px, <double*>pg,
+            rc = bn_backward_impl[double](<double*>pdy, <double*>px, <double*>pmask,
+                                          <double*>pg,
                                           <double*>psm, <double*>psi, <double*>pdx,
                                           <double*>pdg, <double*>pdb, N, C, training,
                                           pdx != NULL, n_threads)

@@ -269,3 +269,44 @@ def test_norm_layer_constructors_reject():
         nn.Dropout(0.5, seed=-3)
     with pytest.raises(ValueError, match=r"x must have shape \(N, 3\)"):
         nn.BatchNorm1d(3).forward(np.ones((4, 2), np.float32))
+
+
+def test_readme_tabular_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's tabular recipe, executed verbatim (in a temporary directory)."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("### A tabular recipe", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["accuracy"] > 0.9, scope["accuracy"]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_relu_pair_is_fused_and_exact(training, dtype):
+    """In a Sequential a BatchNorm1d -> ReLU pair runs as one pass each way; its
+    results are the unfused functional chain's: the forward bit for bit, the
+    gradients to an ulp or two (the fused and plain sum loops are compiled apart,
+    and may contract their multiply-adds differently)."""
+    bn = nn.BatchNorm1d(7, dtype=dtype)
+    bn.gamma = np.linspace(0.5, 2, 7)
+    bn.beta = np.linspace(-1, 1, 7)
+    model = nn.Sequential(bn, nn.ReLU())
+    assert model._steps[0][0] == bn._forward_relu and len(model._steps) == 1
+    model.train(training)
+    x = np.random.default_rng(2).standard_normal((70, 7)).astype(dtype)
+    dy = np.random.default_rng(3).standard_normal((70, 7)).astype(dtype)
+    rm, rv = bn.running_mean.copy(), bn.running_var.copy()
+    y = model.forward(x).copy()
+    dx = model.backward(dy, need_dx=True).copy()
+    z, sm, si = F.batch_norm_forward(x, bn.gamma, bn.beta, rm, rv, training=training)
+    want_y = F.relu_forward(z)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(bn.running_mean, rm)
+    g = F.relu_backward(dy, want_y)
+    want_dx, want_dg, want_db = F.batch_norm_backward(g, x, bn.gamma, sm, si, training=training)
+    ulps = 8 * np.finfo(dtype).eps
+    for got, want in ((dx, want_dx), (bn.dgamma, want_dg), (bn.dbeta, want_db)):
+        np.testing.assert_allclose(got, want, rtol=ulps, atol=ulps * np.abs(want).max())

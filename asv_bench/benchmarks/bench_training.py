@@ -66,3 +66,22 @@ class TrainedAccuracy:
                 idx = order[i:i + 64]
                 train_step(model, loss_fn, opt, xt[idx], yt[idx])
         return float((model(xv).argmax(axis=1) == yv).mean())
+
+
+class TabularRecipe:
+    """The README's tabular recipe step: Linear-BN-ReLU-Dropout twice, BCE on logits,
+    AdamW, clip_grad_norm_, a cosine schedule (128-256-256-1, batch 256)."""
+
+    params = (DTYPES, THREADS)
+    param_names = ["dtype", "threads"]
+
+    def setup(self, dtype, threads):
+        from cyprop import bench
+
+        use_threads(threads)
+        sizes, batch, p = bench.TABULAR
+        self.step = bench.cyprop_tabular_step(sizes, batch, p, np.dtype(dtype).type)
+        self.step()
+
+    def time_step(self, dtype, threads):
+        self.step()

@@ -231,3 +231,26 @@ def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, *, dx=None, dgamma
                               None if dx is None else dx.reshape(rows, d), dgamma, dbeta,
                               _n_threads())
     return dx, dgamma, dbeta
+
+
+def _batch_norm_relu_into(x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd,
+                          training, momentum, eps):
+    """``relu(batch_norm_forward(...))`` in one pass, into the caller's arrays.
+
+    For cyprop.nn (a BatchNorm1d followed by a ReLU in a Sequential), whose
+    arrays are its own and checked by the kernel in C.
+    """
+    track = running_mean is not None
+    _norm.batch_norm_forward(x, gamma, beta, running_mean, running_var, y, save_mean,
+                             save_invstd, bool(training), track, momentum, eps, _n_threads(),
+                             True)
+    return y
+
+
+def _batch_norm_relu_backward_into(dy, x, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+                                   training):
+    """The gradients of ``_batch_norm_relu_into``: dy is the ReLU's output gradient,
+    masked by ``y > 0`` as it is read (no ReLU backward pass of its own)."""
+    _norm.batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+                              bool(training), _n_threads(), y)
+    return dx

@@ -122,6 +122,43 @@ class BatchNorm1d(_Norm):
         finally:
             self._call_lock.release()
 
+    # BatchNorm1d -> ReLU as one pass each way, for Sequential: the ReLU in the
+    # normalize pass, its mask (y > 0) applied to dy as the backward reads it.
+    def _forward_relu(self, x):
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            self._forward_thread = _get_ident()
+            x = self._input(x)
+            if x.ndim != 2 or x.shape[1] != self._n:
+                raise ValueError(f"x must have shape (N, {self._n}), got {x.shape}")
+            if self.training and x.shape[0] < 2:
+                raise ValueError(f"BatchNorm needs more than 1 value per channel when "
+                                 f"training, got input of shape {x.shape}")
+            y = self._workspace("y", x.shape)
+            F._batch_norm_relu_into(x, self._gamma, self._beta, self._running_mean,
+                                    self._running_var, y, self._save_mean, self._save_invstd,
+                                    self.training, self.momentum, self.eps)
+            self._x, self._y, self._fwd_training = x, y, self.training
+            return y
+        finally:
+            self._call_lock.release()
+
+    def _backward_relu(self, dy, *, need_dx=True, _overwrite_dy=False):
+        if not self._call_lock.acquire(False):
+            raise _in_use(self)
+        try:
+            x = self._saved("_x")
+            _check_backward_thread(self)
+            dy = self._check_dy(dy, x.shape)
+            dx = (dy if _overwrite_dy else self._workspace("dx", x.shape)) if need_dx else None
+            F._batch_norm_relu_backward_into(dy, x, self._y, self._gamma, self._save_mean,
+                                             self._save_invstd, dx, self._grad_out("_dgamma"),
+                                             self._grad_out("_dbeta"), self._fwd_training)
+            return dx
+        finally:
+            self._call_lock.release()
+
 
 class LayerNorm(_Norm):
     """Layer normalization over the last dimension (torch's ``nn.LayerNorm``).

@@ -8,6 +8,7 @@ from ._activation import ReLU, Sigmoid, Tanh
 from ._io import save
 from ._linear import Linear
 from ._module import Module, _cached, _check_backward_thread, _get_ident, _in_use
+from ._norm import BatchNorm1d
 
 
 class Sequential(Module):
@@ -25,7 +26,10 @@ class Sequential(Module):
     buffer each (assigning ``layer.W = ...`` still works: it copies in). When
     every layer is a ``Linear`` (with no activation or relu, sigmoid, tanh),
     ``ReLU``, ``Sigmoid`` or ``Tanh``, forward and backward each run the whole
-    chain in one kernel call; other chains run layer by layer.
+    chain in one kernel call; other chains run layer by layer, a
+    ``BatchNorm1d`` followed by a ``ReLU`` as one fused pass each way (the
+    ReLU in BatchNorm's normalize pass, its mask applied as the backward
+    reads the gradient).
     ``train()``/``eval()`` set every layer's mode.
     """
 
@@ -47,6 +51,7 @@ class Sequential(Module):
             if not has_arrays(layer):
                 layer.dtype = self.dtype
         self.layers = list(layers)
+        self._steps = self._fused_steps()
         self._gather_parameters()
         self._in_features = self._chain_input_width()
         self._plans = {}
@@ -55,10 +60,12 @@ class Sequential(Module):
     def __getstate__(self):
         state = super().__getstate__()
         state["_plans"], state["_last"] = {}, None
+        state.pop("_steps", None)   # bound methods: rebuilt on load
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._steps = self._fused_steps()
         self._gather_parameters()  # pickling copied each view: tile one buffer again
 
     def _gather_parameters(self):
@@ -68,6 +75,21 @@ class Sequential(Module):
         for layer in self.layers:
             offset = layer._adopt(values, grads, offset)
         self._values, self._grads = values, grads
+
+    def _fused_steps(self):
+        """The layer-by-layer path's steps: (forward, backward) callables, a
+        BatchNorm1d followed by a ReLU as one fused pair."""
+        steps, i, layers = [], 0, self.layers
+        while i < len(layers):
+            layer = layers[i]
+            if (type(layer) is BatchNorm1d and i + 1 < len(layers)
+                    and type(layers[i + 1]) is ReLU):
+                steps.append((layer._forward_relu, layer._backward_relu))
+                i += 2
+            else:
+                steps.append((layer.forward, layer.backward))
+                i += 1
+        return steps
 
     def _chain_input_width(self):
         """Input width if the whole model can run as one ChainPlan, else None."""
@@ -144,8 +166,8 @@ class Sequential(Module):
         try:
             self._forward_thread = _get_ident()
             if self._in_features is None:
-                for layer in self.layers:
-                    x = layer.forward(x)
+                for forward, _ in self._steps:
+                    x = forward(x)
                 return x
             n_threads = get_num_threads()
             # fast path: a C-contiguous ndarray of our dtype and width, for a batch
@@ -182,11 +204,11 @@ class Sequential(Module):
         try:
             _check_backward_thread(self)
             if self._in_features is None:
-                last = len(self.layers) - 1
+                last = len(self._steps) - 1
                 for i in range(last, -1, -1):
                     # the gradients between layers are our own workspaces: safe to overwrite
-                    dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0,
-                                                 _overwrite_dy=i < last)
+                    dy = self._steps[i][1](dy, need_dx=need_dx or i > 0,
+                                           _overwrite_dy=i < last)
                 return dy
             if self._last is None:
                 raise ValueError("Sequential.backward() called before forward()")
