@@ -16,7 +16,14 @@
 
 #include "_vecmath.h"
 
-/* The sums take rows eight at a time: the per-column sums are read and written
+/* The element-wise passes (normalize, dx) have two copies, baseline and
+   AVX2+FMA, as _vecmath.h's; the reductions (block statistics, gradient sums)
+   a third, AVX-512, as _special.h's. On the Zen machine of the README's
+   figures an AVX-512 normalize pass ran 2x slower (1.15-1.26 ms against 0.56
+   at (4096, 1024) float32) while the AVX-512 sums ran 1.5x faster (1.3
+   against 2.0 ms, best of 40, the same run).
+
+   The sums take rows eight at a time: the per-column sums are read and written
    once per eight rows, not per row - one row a pass was bound by those loads
    and stores, not by the data (at (4096, 1024) float32, one row a pass: the
    forward statistics 1.2 ms, the backward sums 1.8 ms; four rows 1.0 and
@@ -53,7 +60,7 @@
         }                                                                              \
     }
 
-#define CP_NORM_SPANS(T, NAME, SFX, ATTR)                                              \
+#define CP_NORM_REDUCTIONS(T, NAME, SFX, ATTR)                                              \
 /* block statistics of rows x[0 .. n_rows) (row length C): mean, M2 (float64) */       \
 ATTR static void cp_bn_block_stats_##NAME##SFX(const T *restrict x, ptrdiff_t n_rows,  \
                                                ptrdiff_t C, double *restrict mean,     \
@@ -90,6 +97,24 @@ ATTR static void cp_bn_block_stats_##NAME##SFX(const T *restrict x, ptrdiff_t n_
         m2[c] = m2[c] > 0 ? m2[c] : 0;                                                 \
     }                                                                                  \
 }                                                                                      \
+/* column sums of g and g (x - mean) over n_rows rows, float64, where g = dy, or
+   with a fused ReLU after the norm g = dy * (y > 0) for its output y (mask) */    \
+ATTR static void cp_bn_grad_sums_##NAME##SFX(const T *restrict dy, const T *restrict x, \
+                                             const T *restrict mask,                   \
+                                             ptrdiff_t n_rows, ptrdiff_t C,            \
+                                             const T *restrict mean, double *restrict sdy, \
+                                             double *restrict sdyx)                    \
+{                                                                                      \
+    ptrdiff_t i, c;                                                                    \
+    for (c = 0; c < C; c++) { sdy[c] = 0; sdyx[c] = 0; }                               \
+    if (mask == NULL) {                                                                \
+        CP_BN_SUMS_LOOP(T, g0[(q) * C + c])                                            \
+    } else {                                                                           \
+        CP_BN_SUMS_LOOP(T, g0[(q) * C + c] * (T)(m0[(q) * C + c] > 0))                 \
+    }                                                                                  \
+}
+
+#define CP_NORM_ELEMENTWISE(T, NAME, SFX, ATTR)                                       \
 /* y = (x - mean) * scale + shift over n_rows rows; y may be x. One row at a
    time: the four-row form of the sums, tried here, ran 3.5x slower (gcc
    could not rule out y's rows overlapping x's) */                                     \
@@ -110,22 +135,6 @@ ATTR static void cp_bn_normalize_##NAME##SFX(const T *x, T *y, ptrdiff_t n_rows,
         } else {                                                                       \
             for (c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * scale[c] + shift[c];   \
         }                                                                              \
-    }                                                                                  \
-}                                                                                      \
-/* column sums of g and g (x - mean) over n_rows rows, float64, where g = dy, or
-   with a fused ReLU after the norm g = dy * (y > 0) for its output y (mask) */    \
-ATTR static void cp_bn_grad_sums_##NAME##SFX(const T *restrict dy, const T *restrict x, \
-                                             const T *restrict mask,                   \
-                                             ptrdiff_t n_rows, ptrdiff_t C,            \
-                                             const T *restrict mean, double *restrict sdy, \
-                                             double *restrict sdyx)                    \
-{                                                                                      \
-    ptrdiff_t i, c;                                                                    \
-    for (c = 0; c < C; c++) { sdy[c] = 0; sdyx[c] = 0; }                               \
-    if (mask == NULL) {                                                                \
-        CP_BN_SUMS_LOOP(T, g0[(q) * C + c])                                            \
-    } else {                                                                           \
-        CP_BN_SUMS_LOOP(T, g0[(q) * C + c] * (T)(m0[(q) * C + c] > 0))                 \
     }                                                                                  \
 }                                                                                      \
 /* dx = a g + b (x - mean) + k (b NULL: dx = a g), g = dy (mask NULL) or
@@ -154,13 +163,15 @@ ATTR static void cp_bn_dx_##NAME##SFX(const T *dy, const T *restrict x, const T 
     }                                                                                  \
 }
 
+#define CP_NORM_SPANS(T, NAME, SFX, ATTR) CP_NORM_REDUCTIONS(T, NAME, SFX, ATTR) \
+    CP_NORM_ELEMENTWISE(T, NAME, SFX, ATTR)
 #ifdef CP_X86_DISPATCH
 CP_NORM_SPANS(float, f32, _base, )
 CP_NORM_SPANS(double, f64, _base, )
 CP_NORM_SPANS(float, f32, _avx2, __attribute__((target("avx2,fma"))))
 CP_NORM_SPANS(double, f64, _avx2, __attribute__((target("avx2,fma"))))
-CP_NORM_SPANS(float, f32, _avx512, CP_AVX512_ATTR)
-CP_NORM_SPANS(double, f64, _avx512, CP_AVX512_ATTR)
+CP_NORM_REDUCTIONS(float, f32, _avx512, CP_AVX512_ATTR)
+CP_NORM_REDUCTIONS(double, f64, _avx512, CP_AVX512_ATTR)
 #else
 CP_NORM_SPANS(float, f32, _base, )
 CP_NORM_SPANS(double, f64, _base, )
@@ -173,7 +184,7 @@ static inline void cp_bn_block_stats_##NAME(const T *x, ptrdiff_t n_rows, ptrdif
 static inline void cp_bn_normalize_##NAME(const T *x, T *y, ptrdiff_t n_rows, ptrdiff_t C, \
                                           const T *mean, const T *scale, const T *shift, \
                                           int relu)                                    \
-{ CP_DISPATCH3(cp_bn_normalize_##NAME, (x, y, n_rows, C, mean, scale, shift, relu)); }  \
+{ CP_DISPATCH(cp_bn_normalize_##NAME, (x, y, n_rows, C, mean, scale, shift, relu)); }  \
 static inline void cp_bn_grad_sums_##NAME(const T *dy, const T *x, const T *mask,      \
                                           ptrdiff_t n_rows, ptrdiff_t C, const T *mean, \
                                           double *sdy, double *sdyx)                   \
@@ -181,7 +192,7 @@ static inline void cp_bn_grad_sums_##NAME(const T *dy, const T *x, const T *mask
 static inline void cp_bn_dx_##NAME(const T *dy, const T *x, const T *mask, T *dx,      \
                                    ptrdiff_t n_rows, ptrdiff_t C, const T *mean,       \
                                    const T *a, const T *b, const T *k)                 \
-{ CP_DISPATCH3(cp_bn_dx_##NAME, (dy, x, mask, dx, n_rows, C, mean, a, b, k)); }
+{ CP_DISPATCH(cp_bn_dx_##NAME, (dy, x, mask, dx, n_rows, C, mean, a, b, k)); }
 CP_NORM_WRAPPERS(float, f32)
 CP_NORM_WRAPPERS(double, f64)
 

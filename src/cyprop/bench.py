@@ -695,6 +695,9 @@ def build_cases(dtypes, which):
                      "numpy": numpy_tabular_step(sizes, batch, p, dtype)}
             if "torch" in peers:
                 steps["torch"] = torch_tabular_step(sizes, batch, p, dtype)
+            # its Linear layers' products are an MLP's of the same sizes: the GEMM floor
+            steps["gemms"] = gemms_step(sizes, batch, dtype)
+            steps["blas"] = blas_gemms_step(sizes, batch, dtype)
             yield f"tabular {'-'.join(map(str, sizes))} b{batch}", dtype, steps
         if "kernels" in which:
             for name in ("relu", "sigmoid", "tanh"):
