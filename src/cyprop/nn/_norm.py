@@ -88,43 +88,21 @@ class BatchNorm1d(_Norm):
 
     def forward(self, x):
         """Normalize x (N, C); returns the layer's (N, C) workspace."""
-        if not self._call_lock.acquire(False):
-            raise _in_use(self)
-        try:
-            self._forward_thread = _get_ident()
-            x = self._input(x)
-            if x.ndim != 2 or x.shape[1] != self._n:
-                raise ValueError(f"x must have shape (N, {self._n}), got {x.shape}")
-            y = self._workspace("y", x.shape)
-            F.batch_norm_forward(x, self._gamma, self._beta, self._running_mean,
-                                 self._running_var, training=self.training,
-                                 momentum=self.momentum, eps=self.eps, out=y,
-                                 save_mean=self._save_mean, save_invstd=self._save_invstd)
-            self._x, self._y, self._fwd_training = x, y, self.training
-            return y
-        finally:
-            self._call_lock.release()
+        return self._forward(x, False)
 
     def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
         """Write dgamma, dbeta for ``dy`` (N, C); return dx (None if not ``need_dx``)."""
-        if not self._call_lock.acquire(False):
-            raise _in_use(self)
-        try:
-            x = self._saved("_x")
-            _check_backward_thread(self)
-            dy = self._check_dy(dy, x.shape)
-            dx = (dy if _overwrite_dy else self._workspace("dx", x.shape)) if need_dx else None
-            dx, _, _ = F.batch_norm_backward(dy, x, self._gamma, self._save_mean,
-                                             self._save_invstd, training=self._fwd_training,
-                                             dx=dx, dgamma=self._grad_out("_dgamma"),
-                                             dbeta=self._grad_out("_dbeta"), need_dx=need_dx)
-            return dx
-        finally:
-            self._call_lock.release()
+        return self._backward(dy, need_dx, _overwrite_dy, False)
 
     # BatchNorm1d -> ReLU as one pass each way, for Sequential: the ReLU in the
     # normalize pass, its mask (y > 0) applied to dy as the backward reads it.
     def _forward_relu(self, x):
+        return self._forward(x, True)
+
+    def _backward_relu(self, dy, *, need_dx=True, _overwrite_dy=False):
+        return self._backward(dy, need_dx, _overwrite_dy, True)
+
+    def _forward(self, x, relu):
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -132,29 +110,42 @@ class BatchNorm1d(_Norm):
             x = self._input(x)
             if x.ndim != 2 or x.shape[1] != self._n:
                 raise ValueError(f"x must have shape (N, {self._n}), got {x.shape}")
-            if self.training and x.shape[0] < 2:
-                raise ValueError(f"BatchNorm needs more than 1 value per channel when "
-                                 f"training, got input of shape {x.shape}")
             y = self._workspace("y", x.shape)
-            F._batch_norm_relu_into(x, self._gamma, self._beta, self._running_mean,
-                                    self._running_var, y, self._save_mean, self._save_invstd,
-                                    self.training, self.momentum, self.eps)
+            if relu:
+                if self.training and x.shape[0] < 2:
+                    raise ValueError(f"BatchNorm needs more than 1 value per channel when "
+                                     f"training, got input of shape {x.shape}")
+                F._batch_norm_relu_into(x, self._gamma, self._beta, self._running_mean,
+                                        self._running_var, y, self._save_mean,
+                                        self._save_invstd, self.training, self.momentum,
+                                        self.eps)
+            else:
+                F.batch_norm_forward(x, self._gamma, self._beta, self._running_mean,
+                                     self._running_var, training=self.training,
+                                     momentum=self.momentum, eps=self.eps, out=y,
+                                     save_mean=self._save_mean, save_invstd=self._save_invstd)
             self._x, self._y, self._fwd_training = x, y, self.training
             return y
         finally:
             self._call_lock.release()
 
-    def _backward_relu(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def _backward(self, dy, need_dx, overwrite_dy, relu):
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
             x = self._saved("_x")
             _check_backward_thread(self)
             dy = self._check_dy(dy, x.shape)
-            dx = (dy if _overwrite_dy else self._workspace("dx", x.shape)) if need_dx else None
-            F._batch_norm_relu_backward_into(dy, x, self._y, self._gamma, self._save_mean,
-                                             self._save_invstd, dx, self._grad_out("_dgamma"),
-                                             self._grad_out("_dbeta"), self._fwd_training)
+            dx = (dy if overwrite_dy else self._workspace("dx", x.shape)) if need_dx else None
+            dgamma, dbeta = self._grad_out("_dgamma"), self._grad_out("_dbeta")
+            if relu:
+                F._batch_norm_relu_backward_into(dy, x, self._y, self._gamma, self._save_mean,
+                                                 self._save_invstd, dx, dgamma, dbeta,
+                                                 self._fwd_training)
+            else:
+                F.batch_norm_backward(dy, x, self._gamma, self._save_mean, self._save_invstd,
+                                      training=self._fwd_training, dx=dx, dgamma=dgamma,
+                                      dbeta=dbeta, need_dx=need_dx)
             return dx
         finally:
             self._call_lock.release()
