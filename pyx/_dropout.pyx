@@ -6,7 +6,8 @@ The mask is never stored: element e of a call keyed by (seed, step) is kept
 when word e % 4 of Philox counter (e / 4, step) under key seed is at least
 round(p 2^32) (``_philox.h``). The backward pass, dx = dy * mask / (1 - p),
 is the same kernel run on dy with the same (seed, step): it regenerates the
-mask in the time it would take to read a stored one. Blocks of ACT_BLOCK
+mask (0.5 ns an element in the AVX-512 copy, about 3x a plain copy in cache,
+1.7x out of it) instead of storing and rereading one. Blocks of ACT_BLOCK
 elements (a multiple of 4) go to threads as they come free; every element's
 draw depends on its index only, so the result is the same for any thread
 count.

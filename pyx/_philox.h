@@ -31,12 +31,9 @@
    word w of counter ctr0 + j. The eight counters are the lanes of vectors of
    64-bit integers holding 32-bit values, so that each 32 x 32 -> 64-bit
    product is one lane's multiply (vpmuludq, 4 or 8 lanes an instruction); the
-   same arithmetic as the scalar definition, lane for lane. (As a loop over the
-   lanes gcc left it scalar: dropout's forward ran 2.4 ns an element; 1.0 ns
-   now in the AVX-512 copy, where gcc multiplies 8 lanes an instruction. The
-   AVX2 copy stays near 2.5 ns: gcc builds each 64-bit product from three
-   32-bit ones; 32-bit lanes widened with __builtin_convertvector were slower
-   in both copies.) */
+   same arithmetic as the scalar definition, lane for lane. This is the
+   baseline copy's generator (and the tails' and the known-answer test's); the
+   AVX2 and AVX-512 copies below keep the draws in registers. */
 #if defined(__GNUC__)
 typedef uint64_t cp_v8du __attribute__((vector_size(64)));
 static inline void cp_philox_lanes(uint64_t ctr0, uint64_t key, uint64_t step, uint32_t *out)
@@ -128,12 +125,210 @@ static inline void cp_philox_words(uint64_t ctr0, uint64_t key, uint64_t step, u
 }
 
 #ifdef CP_X86_DISPATCH
+/* The AVX2 and AVX-512 copies run the rounds on vectors of 64-bit lanes, one
+   counter a lane, and multiply with vpmuludq, which reads the low 32 bits of
+   each lane and gives the whole 64-bit product: its high half, shifted down,
+   is the round's hi, its low half the round's lo. Only the low 32 bits of a
+   lane carry the state, so nothing is masked between rounds (the high bits
+   are dead: xor and the multiply never carry them down). CP_PHILOX_SETS
+   independent sets of counters are in flight at once, to cover the
+   multiply's latency. The words are then interleaved into element order
+   (word w of counter j is element 4 j + w) by two blends and a permute, and
+   compared with the threshold in vector registers: the draws never touch
+   memory. Tails shorter than one group of counters take the scalar path.
+   Measured (float32, one thread, in cache): 0.5 ns an element in the AVX-512
+   copy, 1.0 in the AVX2 one, against 1.4 and 2.5 with the words stored and
+   reread (as the baseline copy does). */
+#define CP_PHILOX_SETS 4
+
+/* 4 * CP_PHILOX_SETS counters from ctr0 into w[0 .. 2 * CP_PHILOX_SETS - 1]:
+   w[k] holds words 8 k .. 8 k + 7 of the group, in element order. */
+__attribute__((target("avx2"))) static inline void
+cp_philox_avx2(uint64_t ctr0, uint64_t key, uint64_t step, __m256i *w)
+{
+    const __m256i m0 = _mm256_set1_epi64x(0xD2511F53u), m1 = _mm256_set1_epi64x(0xCD9E8D57u);
+    __m256i c0[CP_PHILOX_SETS], c1[CP_PHILOX_SETS], c2[CP_PHILOX_SETS], c3[CP_PHILOX_SETS];
+    __m256i k0 = _mm256_set1_epi64x((long long)(key & 0xFFFFFFFFu));
+    __m256i k1 = _mm256_set1_epi64x((long long)(key >> 32));
+    const __m256i b0 = _mm256_set1_epi64x(0x9E3779B9u), b1 = _mm256_set1_epi64x(0xBB67AE85u);
+    int r, s;
+    for (s = 0; s < CP_PHILOX_SETS; s++) {
+        __m256i ctr = _mm256_add_epi64(_mm256_set1_epi64x((long long)(ctr0 + 4 * (uint64_t)s)),
+                                       _mm256_setr_epi64x(0, 1, 2, 3));
+        c0[s] = ctr;
+        c1[s] = _mm256_srli_epi64(ctr, 32);
+        c2[s] = _mm256_set1_epi64x((long long)(step & 0xFFFFFFFFu));
+        c3[s] = _mm256_set1_epi64x((long long)(step >> 32));
+    }
+    for (r = 0; r < 10; r++) {
+#pragma GCC unroll 8
+        for (s = 0; s < CP_PHILOX_SETS; s++) {
+            __m256i p0 = _mm256_mul_epu32(c0[s], m0), p1 = _mm256_mul_epu32(c2[s], m1);
+            c0[s] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1[s]), k0);
+            c2[s] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3[s]), k1);
+            c1[s] = p1;
+            c3[s] = p0;
+        }
+        k0 = _mm256_add_epi64(k0, b0);   /* the key's high bits are dead too */
+        k1 = _mm256_add_epi64(k1, b1);
+    }
+    for (s = 0; s < CP_PHILOX_SETS; s++) {
+        /* 32-bit lanes (c0 c1) and (c2 c3) of each counter, then counters 0, 2 | 1, 3 */
+        __m256i t01 = _mm256_blend_epi32(c0[s], _mm256_slli_epi64(c1[s], 32), 0xAA);
+        __m256i t23 = _mm256_blend_epi32(c2[s], _mm256_slli_epi64(c3[s], 32), 0xAA);
+        __m256i lo = _mm256_unpacklo_epi64(t01, t23), hi = _mm256_unpackhi_epi64(t01, t23);
+        w[2 * s] = _mm256_permute2x128_si256(lo, hi, 0x20);
+        w[2 * s + 1] = _mm256_permute2x128_si256(lo, hi, 0x31);
+    }
+}
+
+CP_AVX512_ATTR static inline void
+cp_philox_avx512(uint64_t ctr0, uint64_t key, uint64_t step, __m512i *w)
+{
+    const __m512i m0 = _mm512_set1_epi64(0xD2511F53u), m1 = _mm512_set1_epi64(0xCD9E8D57u);
+    __m512i c0[CP_PHILOX_SETS], c1[CP_PHILOX_SETS], c2[CP_PHILOX_SETS], c3[CP_PHILOX_SETS];
+    __m512i k0 = _mm512_set1_epi64((long long)(key & 0xFFFFFFFFu));
+    __m512i k1 = _mm512_set1_epi64((long long)(key >> 32));
+    const __m512i b0 = _mm512_set1_epi64(0x9E3779B9u), b1 = _mm512_set1_epi64(0xBB67AE85u);
+    const __m512i idx_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19,
+                                             4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i idx_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27,
+                                             12, 13, 28, 29, 14, 15, 30, 31);
+    int r, s;
+    for (s = 0; s < CP_PHILOX_SETS; s++) {
+        __m512i ctr = _mm512_add_epi64(_mm512_set1_epi64((long long)(ctr0 + 8 * (uint64_t)s)),
+                                       _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+        c0[s] = ctr;
+        c1[s] = _mm512_srli_epi64(ctr, 32);
+        c2[s] = _mm512_set1_epi64((long long)(step & 0xFFFFFFFFu));
+        c3[s] = _mm512_set1_epi64((long long)(step >> 32));
+    }
+    for (r = 0; r < 10; r++) {
+#pragma GCC unroll 8
+        for (s = 0; s < CP_PHILOX_SETS; s++) {
+            __m512i p0 = _mm512_mul_epu32(c0[s], m0), p1 = _mm512_mul_epu32(c2[s], m1);
+            /* 0x96: a ^ b ^ c */
+            c0[s] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), c1[s], k0, 0x96);
+            c2[s] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), c3[s], k1, 0x96);
+            c1[s] = p1;
+            c3[s] = p0;
+        }
+        k0 = _mm512_add_epi64(k0, b0);
+        k1 = _mm512_add_epi64(k1, b1);
+    }
+    for (s = 0; s < CP_PHILOX_SETS; s++) {
+        __m512i t01 = _mm512_mask_blend_epi32(0xAAAA, c0[s], _mm512_slli_epi64(c1[s], 32));
+        __m512i t23 = _mm512_mask_blend_epi32(0xAAAA, c2[s], _mm512_slli_epi64(c3[s], 32));
+        w[2 * s] = _mm512_permutex2var_epi32(t01, idx_lo, t23);
+        w[2 * s + 1] = _mm512_permutex2var_epi32(t01, idx_hi, t23);
+    }
+}
+
 CP_DROPOUT_SPAN(float, f32, _base, )
 CP_DROPOUT_SPAN(double, f64, _base, )
-CP_DROPOUT_SPAN(float, f32, _avx2, __attribute__((target("avx2"))))
-CP_DROPOUT_SPAN(double, f64, _avx2, __attribute__((target("avx2"))))
-CP_DROPOUT_SPAN(float, f32, _avx512, CP_AVX512_ATTR)
-CP_DROPOUT_SPAN(double, f64, _avx512, CP_AVX512_ATTR)
+
+/* AVX2 has no unsigned compare: w >= t  <=>  max(w, t) == w. A dropped
+   element is x * 0 (NaN stays NaN), as in the scalar span. A threshold of
+   2^32 (p within 2^-33 of 1) keeps nothing: the scalar span does that. */
+#define CP_GROUP_AVX2 (16 * CP_PHILOX_SETS)   /* elements per group of counters */
+__attribute__((target("avx2"))) static void
+cp_dropout_f32_avx2(const float *x, float *y, ptrdiff_t n, uint64_t first, uint64_t key,
+                    uint64_t step, uint64_t thr, float scale)
+{
+    ptrdiff_t i = 0, k;
+    const __m256i t = _mm256_set1_epi32((int)(uint32_t)thr);
+    const __m256 sv = _mm256_set1_ps(scale);
+    __m256i w[2 * CP_PHILOX_SETS];
+    if (thr <= 0xFFFFFFFFu) {
+        for (; i + CP_GROUP_AVX2 <= n; i += CP_GROUP_AVX2) {
+            cp_philox_avx2((first + (uint64_t)i) / 4, key, step, w);
+            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
+                __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k]);
+                __m256 s = _mm256_and_ps(_mm256_castsi256_ps(keep), sv);
+                _mm256_storeu_ps(y + i + 8 * k, _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), s));
+            }
+        }
+    }
+    if (i < n)
+        cp_dropout_f32_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+}
+
+__attribute__((target("avx2"))) static void
+cp_dropout_f64_avx2(const double *x, double *y, ptrdiff_t n, uint64_t first, uint64_t key,
+                    uint64_t step, uint64_t thr, double scale)
+{
+    ptrdiff_t i = 0, k;
+    const __m256i t = _mm256_set1_epi32((int)(uint32_t)thr);
+    const __m256d sv = _mm256_set1_pd(scale);
+    __m256i w[2 * CP_PHILOX_SETS];
+    if (thr <= 0xFFFFFFFFu) {
+        for (; i + CP_GROUP_AVX2 <= n; i += CP_GROUP_AVX2) {
+            cp_philox_avx2((first + (uint64_t)i) / 4, key, step, w);
+            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
+                __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k]);
+                /* widen the 32-bit lanes' all-ones/zeros to 64 bits */
+                __m256d s0 = _mm256_and_pd(_mm256_castsi256_pd(
+                    _mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep))), sv);
+                __m256d s1 = _mm256_and_pd(_mm256_castsi256_pd(
+                    _mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep, 1))), sv);
+                _mm256_storeu_pd(y + i + 8 * k, _mm256_mul_pd(_mm256_loadu_pd(x + i + 8 * k), s0));
+                _mm256_storeu_pd(y + i + 8 * k + 4,
+                                 _mm256_mul_pd(_mm256_loadu_pd(x + i + 8 * k + 4), s1));
+            }
+        }
+    }
+    if (i < n)
+        cp_dropout_f64_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+}
+
+#define CP_GROUP_AVX512 (32 * CP_PHILOX_SETS)
+CP_AVX512_ATTR static void
+cp_dropout_f32_avx512(const float *x, float *y, ptrdiff_t n, uint64_t first, uint64_t key,
+                      uint64_t step, uint64_t thr, float scale)
+{
+    ptrdiff_t i = 0, k;
+    const __m512i t = _mm512_set1_epi32((int)(uint32_t)thr);
+    const __m512 sv = _mm512_set1_ps(scale);
+    __m512i w[2 * CP_PHILOX_SETS];
+    if (thr <= 0xFFFFFFFFu) {
+        for (; i + CP_GROUP_AVX512 <= n; i += CP_GROUP_AVX512) {
+            cp_philox_avx512((first + (uint64_t)i) / 4, key, step, w);
+            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
+                __m512 s = _mm512_maskz_mov_ps(_mm512_cmpge_epu32_mask(w[k], t), sv);
+                _mm512_storeu_ps(y + i + 16 * k,
+                                 _mm512_mul_ps(_mm512_loadu_ps(x + i + 16 * k), s));
+            }
+        }
+    }
+    if (i < n)
+        cp_dropout_f32_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+}
+
+CP_AVX512_ATTR static void
+cp_dropout_f64_avx512(const double *x, double *y, ptrdiff_t n, uint64_t first, uint64_t key,
+                      uint64_t step, uint64_t thr, double scale)
+{
+    ptrdiff_t i = 0, k;
+    const __m512i t = _mm512_set1_epi32((int)(uint32_t)thr);
+    const __m512d sv = _mm512_set1_pd(scale);
+    __m512i w[2 * CP_PHILOX_SETS];
+    if (thr <= 0xFFFFFFFFu) {
+        for (; i + CP_GROUP_AVX512 <= n; i += CP_GROUP_AVX512) {
+            cp_philox_avx512((first + (uint64_t)i) / 4, key, step, w);
+            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
+                __mmask16 keep = _mm512_cmpge_epu32_mask(w[k], t);
+                __m512d s0 = _mm512_maskz_mov_pd((__mmask8)keep, sv);
+                __m512d s1 = _mm512_maskz_mov_pd((__mmask8)(keep >> 8), sv);
+                _mm512_storeu_pd(y + i + 16 * k,
+                                 _mm512_mul_pd(_mm512_loadu_pd(x + i + 16 * k), s0));
+                _mm512_storeu_pd(y + i + 16 * k + 8,
+                                 _mm512_mul_pd(_mm512_loadu_pd(x + i + 16 * k + 8), s1));
+            }
+        }
+    }
+    if (i < n)
+        cp_dropout_f64_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+}
 #else
 CP_DROPOUT_SPAN(float, f32, _base, )
 CP_DROPOUT_SPAN(double, f64, _base, )

@@ -40,6 +40,26 @@ def test_matches_reference(shape, p, dtype, n_threads):
     np.testing.assert_array_equal(dx == 0, y == 0)   # the same mask
 
 
+def test_vector_groups_blocks_and_tails_match_the_reference(dtype, n_threads):
+    # several 16384-element thread blocks, each cut into groups of counters
+    # drawn in vector registers, a tail shorter than a group; specials in x
+    x = np.random.default_rng(5).standard_normal(3 * 16384 + 77).astype(dtype)
+    x[[0, 100, 40000]] = [np.nan, np.inf, -np.inf]
+    for p, seed, step in [(0.1, 2 ** 64 - 1, 2 ** 64 - 1), (0.5, 0, 0), (0.999, 77, 3)]:
+        np.testing.assert_array_equal(F.dropout_forward(x, p, seed=seed, step=step),
+                                      R.dropout_forward(x, p, seed=seed, step=step))
+
+
+def test_p_nearest_one_keeps_nothing(dtype):
+    # round(p 2^32) = 2^32: no 32-bit draw reaches it; dropped NaN/inf give NaN (x * 0)
+    p = 1.0 - 2.0 ** -40
+    x = np.ones(1000, dtype)
+    x[:2] = [np.nan, np.inf]
+    y = F.dropout_forward(x, p, seed=1)
+    assert np.all(y[2:] == 0) and np.isnan(y[:2]).all()
+    np.testing.assert_array_equal(y, R.dropout_forward(x, p, seed=1))
+
+
 def test_identical_across_thread_counts(dtype):
     x = np.random.default_rng(2).standard_normal((700, 301)).astype(dtype)
     res = []

@@ -32,10 +32,11 @@ def dropout_mask(shape, p, seed, step=0):
 
 
 def dropout_forward(x, p, *, seed, step=0, out=None):
-    """Reference dropout ``x * mask / (1 - p)``."""
+    """Reference dropout ``x * mask / (1 - p)``; a dropped inf or NaN gives NaN (x * 0)."""
     scale = x.dtype.type(1.0 / (1.0 - p))
-    return _store(x * np.where(dropout_mask(x.shape, p, seed, step), scale, x.dtype.type(0)),
-                  out)
+    with np.errstate(invalid="ignore"):
+        y = x * np.where(dropout_mask(x.shape, p, seed, step), scale, x.dtype.type(0))
+    return _store(y, out)
 
 
 def dropout_backward(dy, p, *, seed, step=0, out=None):
