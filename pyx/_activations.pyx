@@ -16,6 +16,7 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
+from _step cimport ChainStep
 from _numerics cimport (ACT_BLOCK, parallel_activation_forward, parallel_activation_backward)
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
@@ -159,6 +160,69 @@ def activation2_backward(dy, v, dx, int act, double a, double b, int n_threads):
         else:
             act2_parallel[double](<double*>pdy, <double*>pv, <double*>pdx, n, act, a, b, True,
                                   n_threads)
+
+
+# --- An activation with parameters inside a ChainPlan (see _step.pxd) -----------
+cdef struct Act2State:
+    ChainStep base
+    int act
+    double a, b
+
+
+cdef int act2_step_forward(void* state, const void* x, void* y, int n_threads) noexcept nogil:
+    cdef Act2State* s = <Act2State*>state
+    cdef Py_ssize_t size = s.base.n * s.base.width
+    if s.base.typenum == cnp.NPY_FLOAT:
+        act2_parallel[float](<const float*>x, <const float*>x, <float*>y, size, s.act, s.a,
+                             s.b, False, n_threads)
+    else:
+        act2_parallel[double](<const double*>x, <const double*>x, <double*>y, size, s.act,
+                              s.a, s.b, False, n_threads)
+    return 0
+
+
+cdef int act2_step_backward(void* state, const void* dy, const void* x, const void* y,
+                            void* dx, int n_threads) noexcept nogil:
+    # every one of them takes the pre-activation x (leaky_relu's x is right for any slope)
+    cdef Act2State* s = <Act2State*>state
+    cdef Py_ssize_t size = s.base.n * s.base.width
+    if dx == NULL:
+        return 0
+    if s.base.typenum == cnp.NPY_FLOAT:
+        act2_parallel[float](<const float*>dy, <const float*>x, <float*>dx, size, s.act, s.a,
+                             s.b, True, n_threads)
+    else:
+        act2_parallel[double](<const double*>dy, <const double*>x, <double*>dx, size, s.act,
+                              s.a, s.b, True, n_threads)
+    return 0
+
+
+cdef class Activation2Step:
+    """An activation with parameters (codes 4-9) over (n, width) arrays as a ChainPlan step.
+
+    ``set(act, a, b)`` gives the activation and its parameters (as
+    ``activation2_forward``'s) before a forward.
+    """
+    cdef Act2State st
+
+    def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype):
+        if dtype not in ("float32", "float64") or n < 1 or width < 1:
+            raise ValueError("Activation2Step: n, width >= 1 and dtype float32 or float64")
+        self.st.base.forward = act2_step_forward
+        self.st.base.backward = act2_step_backward
+        self.st.base.n, self.st.base.width = n, width
+        self.st.base.typenum = cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE
+        self.st.act = -1
+
+    def set(self, int act, double a, double b):
+        if not 4 <= act <= 9:
+            raise ValueError(f"Activation2Step: no activation with parameters has code {act}")
+        self.st.act, self.st.a, self.st.b = act, a, b
+
+    def address(self):
+        if self.st.act < 0:
+            raise ValueError("Activation2Step: set() it first")
+        return <size_t>&self.st
 
 
 cdef extern from "_vecmath.h" nogil:

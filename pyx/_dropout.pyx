@@ -19,6 +19,7 @@ cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
 from _numerics cimport ACT_BLOCK
+from _step cimport ChainStep
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
 
@@ -96,3 +97,73 @@ def philox_words(uint64_t counter, uint64_t key, uint64_t step, out):
         raise ValueError("out: expected a C-contiguous uint32 array of 4 words per counter")
     with nogil:
         cp_philox_words(counter, key, step, <uint32_t*>po, n // 4)
+
+
+# --- Dropout inside a ChainPlan (see _step.pxd) ----------------------------------
+cdef struct DropoutState:
+    ChainStep base
+    uint64_t key, thr, mask_step
+    uint64_t* counter      # the layer's step: read, and advanced by each masked forward
+    double scale
+    bint active            # training and p > 0: the next forward draws a mask
+    bint fwd_masked        # the last forward drew one (else it was an identity)
+
+
+cdef int dropout_step_run(DropoutState* s, const floating* src, floating* dst, uint64_t step,
+                          int n_threads) noexcept nogil:
+    dropout_impl(src, dst, s.base.n * s.base.width, s.key, step, s.thr, s.scale, n_threads)
+    return 0
+
+
+cdef int dropout_step_forward(void* state, const void* x, void* y, int n_threads) noexcept nogil:
+    cdef DropoutState* s = <DropoutState*>state
+    s.fwd_masked = s.active
+    if not s.active:
+        return 1
+    s.mask_step = s.counter[0]
+    s.counter[0] += 1
+    if s.base.typenum == cnp.NPY_FLOAT:
+        return dropout_step_run[float](s, <const float*>x, <float*>y, s.mask_step, n_threads)
+    return dropout_step_run[double](s, <const double*>x, <double*>y, s.mask_step, n_threads)
+
+
+cdef int dropout_step_backward(void* state, const void* dy, const void* x, const void* y,
+                               void* dx, int n_threads) noexcept nogil:
+    cdef DropoutState* s = <DropoutState*>state
+    if dx == NULL:
+        return 0
+    if s.base.typenum == cnp.NPY_FLOAT:
+        return dropout_step_run[float](s, <const float*>dy, <float*>dx, s.mask_step, n_threads)
+    return dropout_step_run[double](s, <const double*>dy, <double*>dx, s.mask_step, n_threads)
+
+
+cdef class DropoutStep:
+    """Dropout over (n, width) arrays of ``dtype`` as a ChainPlan step.
+
+    ``counter`` is a uint64 array of one element, the layer's step, shared
+    with it: a masked forward uses it as the mask's step and advances it.
+    ``set`` gives the mode and mask parameters before each forward. A forward
+    in eval mode (or with p = 0) is an identity and its backward passes the
+    gradient through; the plan does not call backward after one.
+    """
+    cdef DropoutState st
+    cdef object counter
+
+    def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype, counter):
+        typenum = cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE
+        if dtype not in ("float32", "float64") or n < 1 or width < 1:
+            raise ValueError("DropoutStep: n, width >= 1 and dtype float32 or float64")
+        self.st.counter = <uint64_t*>data_of(counter, cnp.NPY_UINT64, 1, True, "counter")
+        self.counter = counter
+        self.st.base.forward = dropout_step_forward
+        self.st.base.backward = dropout_step_backward
+        self.st.base.n, self.st.base.width, self.st.base.typenum = n, width, typenum
+        self.st.active = self.st.fwd_masked = False
+
+    def set(self, bint training, uint64_t threshold, double scale, uint64_t seed):
+        """Mode and mask for the next forward (threshold 0: p = 0, an identity)."""
+        self.st.active = training and threshold > 0
+        self.st.thr, self.st.scale, self.st.key = threshold, scale, seed
+
+    def address(self):
+        return <size_t>&self.st

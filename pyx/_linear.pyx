@@ -40,6 +40,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 cimport numpy as cnp
 
 from _arrays cimport data_of, fits, float_type
+from _step cimport ChainStep
 
 from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span,
                         parallel_activation_forward, parallel_activation_backward)
@@ -608,16 +609,20 @@ def linear_backward(dy, x, W, y, int act, delta, dx, bint need_dx, dW, db, bint 
 
 
 # --- A chain of layers in one call ---------------------------------------------
-# ChainPlan runs a Sequential of Linear and activation layers forward and
-# backward in one nogil call, for one batch size. It holds raw pointers into
+# ChainPlan runs a Sequential forward and backward in one nogil call each, for
+# one batch size: Linear and relu/sigmoid/tanh ops of its own, and steps of the
+# other kernel modules (BatchNorm1d, BatchNorm1d -> ReLU, LayerNorm, Dropout,
+# the activations with parameters: see _step.pxd). It holds raw pointers into
 # arrays it keeps alive itself (parameters, gradients and workspaces), and it
 # checks every array handed to it (dtype, C order, shape), so it cannot read
-# or write outside them.
+# or write outside them. A step that is an identity this time (Dropout in eval
+# mode) passes its input on, and the gradient back, without a copy.
 import numpy as np
 
 cdef enum:
     OP_LINEAR = 0
     OP_ACTIVATION = 1
+    OP_STEP = 2
 
 cdef struct ChainOp:
     int kind
@@ -630,26 +635,45 @@ cdef struct ChainOp:
     void* y        # forward output (n, n_out)
     void* dx       # gradient w.r.t. the op's input (n, n_in)
     void* delta    # dy * act'(y) (n, n_out); NULL when act is none
+    ChainStep* step     # OP_STEP: the step's state
+    const void* x_in    # the last forward's input to this op
+    bint identity       # OP_STEP: the last forward passed its input on
 
 
-cdef void chain_forward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const floating* x,
-                        int n_threads) noexcept nogil:
+cdef int chain_forward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const floating* x,
+                       int n_threads) noexcept nogil:
+    """Run the ops in order; the result is in the last op's y. Returns -1 when a
+    step could not allocate its workspace."""
     cdef Py_ssize_t i
     cdef const floating* inp = x
     cdef ChainOp* op
+    cdef int rc
     for i in range(n_ops):
         op = &ops[i]
+        op.x_in = inp
+        op.identity = False
         if op.kind == OP_LINEAR:
             linear_forward_impl(inp, <floating*>op.W, <floating*>op.b, <floating*>op.y,
                                 n, op.n_in, op.n_out, op.act, n_threads)
-        else:
+        elif op.kind == OP_ACTIVATION:
             parallel_activation_forward(inp, <floating*>op.y, n * op.n_out, op.act, n_threads)
+        else:
+            rc = op.step.forward(op.step, inp, op.y, n_threads)
+            if rc < 0:
+                return -1
+            op.identity = rc == 1
+            if op.identity:
+                if i == n_ops - 1:   # the chain's result is the last op's y
+                    memcpy(op.y, inp, n * op.n_out * sizeof(floating))
+                continue
         inp = <floating*>op.y
+    return 0
 
 
-cdef void chain_backward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const floating* x,
-                         const floating* dy, bint need_dx, double* partial,
-                         int n_threads) noexcept nogil:
+cdef int chain_backward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const floating* dy,
+                        bint need_dx, double* partial, int n_threads) noexcept nogil:
+    """Back-propagate dy after chain_forward; the input gradient lands in the first
+    op's dx when need_dx. Returns -1 when a step could not allocate its workspace."""
     cdef Py_ssize_t i
     cdef const floating* grad = dy
     cdef const floating* inp
@@ -657,24 +681,34 @@ cdef void chain_backward(ChainOp* ops, Py_ssize_t n_ops, Py_ssize_t n, const flo
     cdef ChainOp* op
     for i in range(n_ops - 1, -1, -1):
         op = &ops[i]
-        inp = x if i == 0 else <floating*>ops[i - 1].y
+        inp = <const floating*>op.x_in
         dx = <floating*>op.dx if (i > 0 or need_dx) else NULL
         if op.kind == OP_LINEAR:
             linear_backward_impl(grad, inp, <floating*>op.W, <floating*>op.y, op.act,
                                  <floating*>op.delta, dx, <floating*>op.dW, <floating*>op.db,
                                  partial, n, op.n_in, op.n_out, n_threads)
-        elif dx != NULL:
-            parallel_activation_backward(grad, <floating*>op.y, dx, n * op.n_out, op.act,
-                                            n_threads)
+        elif op.kind == OP_ACTIVATION:
+            if dx != NULL:
+                parallel_activation_backward(grad, <floating*>op.y, dx, n * op.n_out, op.act,
+                                             n_threads)
+        elif op.identity:
+            if i > 0:
+                continue             # the gradient passes through as it is
+            if dx != NULL:
+                memcpy(dx, grad, n * op.n_out * sizeof(floating))
+        elif op.step.backward(op.step, grad, inp, op.y, dx, n_threads) < 0:
+            return -1
         grad = dx
+    return 0
 
 
 cdef class ChainPlan:
-    """Forward and backward of a chain of Linear/activation ops for a batch of ``n`` rows.
+    """Forward and backward of a chain of layers for a batch of ``n`` rows.
 
-    Build it with ``add_linear`` / ``add_activation`` in order; then
-    ``forward(x)`` and ``backward(dy, need_dx)`` run the whole chain in one
-    nogil call. The arrays given are used in place and kept alive.
+    Build it with ``add_linear`` / ``add_activation`` / ``add_step`` in
+    order; then ``forward(x)`` and ``backward(dy, need_dx)`` run the whole
+    chain in one nogil call. The arrays and steps given are used in place and
+    kept alive.
     """
     cdef ChainOp* ops
     cdef Py_ssize_t n_ops, capacity, n, partial_size
@@ -754,6 +788,21 @@ cdef class ChainPlan:
         op.dx = <void*>self._address("dx", dx, (self.n, width))
         self.n_ops += 1
 
+    def add_step(self, step, y, dx):
+        """Append a step of another kernel module (a ``*Step`` object, see _step.pxd)
+        with its output ``y`` and input gradient ``dx`` (n, width)."""
+        cdef ChainStep* cs = <ChainStep*><size_t>step.address()
+        if cs.n != self.n:
+            raise ValueError(f"the step is for {cs.n} rows, the plan for {self.n}")
+        if cs.typenum != <int>(cnp.NPY_FLOAT if self.is_float else cnp.NPY_DOUBLE):
+            raise TypeError(f"the step's dtype is not the plan's {self.dtype}")
+        cdef ChainOp* op = self._next_op(cs.width, cs.width)
+        op.kind, op.step = OP_STEP, cs
+        op.y = <void*>self._address("y", y, (self.n, cs.width))
+        op.dx = <void*>self._address("dx", dx, (self.n, cs.width))
+        self.keep.append(step)
+        self.n_ops += 1
+
     cdef bint _fits(self, a, Py_ssize_t width):
         """Whether ``a`` is a C-contiguous (n, width) ndarray of the plan's dtype."""
         return (fits(a, cnp.NPY_FLOAT if self.is_float else cnp.NPY_DOUBLE, self.n * width,
@@ -780,15 +829,19 @@ cdef class ChainPlan:
                 self._check_input("x", x, self.ops[0].n_in)
             return False
         cdef void* px = cnp.PyArray_DATA(<cnp.ndarray>x)
-        cdef int saved
+        cdef int saved, rc
+        self.last_x = None
         with nogil:
             saved = blas_single_thread_enter()
             if self.is_float:
-                chain_forward[float](self.ops, self.n_ops, self.n, <float*>px, n_threads)
+                rc = chain_forward[float](self.ops, self.n_ops, self.n, <float*>px, n_threads)
             else:
-                chain_forward[double](self.ops, self.n_ops, self.n, <double*>px, n_threads)
+                rc = chain_forward[double](self.ops, self.n_ops, self.n, <double*>px,
+                                           n_threads)
             blas_threads_restore(saved)
-        self.last_x = x
+        if rc != 0:
+            raise MemoryError("ChainPlan.forward: a step could not allocate its workspace")
+        self.last_x = x   # keeps alive the input the first op's backward reads
         return True
 
     def backward(self, dy, bint need_dx, int n_threads, bint check=True):
@@ -808,16 +861,17 @@ cdef class ChainPlan:
             self.partial = <double*>malloc(self.partial_size * sizeof(double))
             if self.partial == NULL:
                 raise MemoryError()
-        cdef void* px = cnp.PyArray_DATA(<cnp.ndarray>self.last_x)
         cdef void* pdy = cnp.PyArray_DATA(<cnp.ndarray>dy)
-        cdef int saved
+        cdef int saved, rc
         with nogil:
             saved = blas_single_thread_enter()
             if self.is_float:
-                chain_backward[float](self.ops, self.n_ops, self.n, <float*>px, <float*>pdy,
-                                      need_dx, self.partial, n_threads)
+                rc = chain_backward[float](self.ops, self.n_ops, self.n, <float*>pdy, need_dx,
+                                           self.partial, n_threads)
             else:
-                chain_backward[double](self.ops, self.n_ops, self.n, <double*>px,
-                                       <double*>pdy, need_dx, self.partial, n_threads)
+                rc = chain_backward[double](self.ops, self.n_ops, self.n, <double*>pdy,
+                                            need_dx, self.partial, n_threads)
             blas_threads_restore(saved)
+        if rc != 0:
+            raise MemoryError("ChainPlan.backward: a step could not allocate its workspace")
         return True

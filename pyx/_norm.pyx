@@ -35,6 +35,7 @@ from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
+from _step cimport ChainStep
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
 
@@ -401,6 +402,25 @@ cdef void ln_rows(const floating* x, floating* y, const floating* gamma, const f
                 yr[c] = (xr[c] - mf) * invf * gamma[c] + beta[c]
 
 
+cdef void ln_forward_impl(const floating* x, floating* y, const floating* gamma,
+                         const floating* beta, double* mean, double* invstd, Py_ssize_t N,
+                         Py_ssize_t D, double eps, int n_threads) noexcept nogil:
+    """LayerNorm over rows of x (N, D) into y, blocks of RB rows to threads."""
+    cdef Py_ssize_t b, r0, n_blocks = (N + RB - 1) // RB
+    cdef cp_region reg
+    cdef int nt = threads_for(&reg, n_threads, n_blocks, N * D)
+    cdef int64_t t
+    if nt > 1:
+        for b in prange(n_blocks, num_threads=nt, schedule="guided"):
+            t = cp_block_begin()
+            r0 = b * RB
+            ln_rows(x, y, gamma, beta, mean, invstd, r0, min(r0 + RB, N), D, eps)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
+    else:
+        ln_rows(x, y, gamma, beta, mean, invstd, 0, N, D, eps)
+
+
 def layer_norm_forward(x, gamma, beta, y, save_mean, save_invstd, double eps, int n_threads):
     """LayerNorm over the last dimension of C-contiguous x (N, D) into y.
 
@@ -417,33 +437,17 @@ def layer_norm_forward(x, gamma, beta, y, save_mean, save_invstd, double eps, in
     cdef void* pb = opt_data(beta, typenum, D, False, "beta")
     cdef double* pm = <double*>data_of(save_mean, cnp.NPY_DOUBLE, N, True, "save_mean")
     cdef double* pi = <double*>data_of(save_invstd, cnp.NPY_DOUBLE, N, True, "save_invstd")
-    cdef Py_ssize_t b, r0, n_blocks = (N + RB - 1) // RB
-    cdef cp_region reg
-    cdef int nt
-    cdef int64_t t
     if (pg == NULL) != (pb == NULL):
         raise ValueError("gamma and beta: both or neither")
     if N * D == 0:
         return
     with nogil:
-        nt = threads_for(&reg, n_threads, n_blocks, N * D)
-        if nt > 1:
-            for b in prange(n_blocks, num_threads=nt, schedule="guided"):
-                t = cp_block_begin()
-                r0 = b * RB
-                if typenum == cnp.NPY_FLOAT:
-                    ln_rows[float](<float*>px, <float*>py, <float*>pg, <float*>pb, pm, pi, r0,
-                                   min(r0 + RB, N), D, eps)
-                else:
-                    ln_rows[double](<double*>px, <double*>py, <double*>pg, <double*>pb, pm,
-                                    pi, r0, min(r0 + RB, N), D, eps)
-                cp_block_end(&reg, t)
-            cp_region_end(&reg)
-        elif typenum == cnp.NPY_FLOAT:
-            ln_rows[float](<float*>px, <float*>py, <float*>pg, <float*>pb, pm, pi, 0, N, D, eps)
+        if typenum == cnp.NPY_FLOAT:
+            ln_forward_impl[float](<float*>px, <float*>py, <float*>pg, <float*>pb, pm, pi, N, D,
+                                   eps, n_threads)
         else:
-            ln_rows[double](<double*>px, <double*>py, <double*>pg, <double*>pb, pm, pi, 0, N,
-                            D, eps)
+            ln_forward_impl[double](<double*>px, <double*>py, <double*>pg, <double*>pb, pm, pi,
+                                    N, D, eps, n_threads)
 
 
 cdef void ln_back_rows(const floating* dy, const floating* x, floating* dx,
@@ -489,6 +493,50 @@ cdef void ln_back_rows(const floating* dy, const floating* x, floating* dx,
                     out[c] = invf * (dr[c] * gamma[c] - k1 - (xr[c] - mf) * invf * k2)
 
 
+cdef int ln_backward_impl(const floating* dy, const floating* x, floating* dx,
+                          const floating* gamma, const double* mean, const double* invstd,
+                          floating* dgamma, floating* dbeta, Py_ssize_t N, Py_ssize_t D,
+                          int n_threads) noexcept nogil:
+    """LayerNorm's dx (unless NULL), dgamma and dbeta (unless NULL) for N >= 1 rows.
+
+    Each block of RB rows writes its column sums to its own slice of a
+    workspace, added in block order: the same sums for any thread count.
+    Returns -1 if the workspace cannot be allocated.
+    """
+    cdef Py_ssize_t b, c, r0, n_blocks = (N + RB - 1) // RB
+    cdef double* part = <double*>malloc(2 * n_blocks * D * sizeof(double))
+    cdef cp_region reg
+    cdef int nt
+    cdef int64_t t
+    if part == NULL:
+        return -1
+    nt = threads_for(&reg, n_threads, n_blocks, N * D)
+    if nt > 1:
+        for b in prange(n_blocks, num_threads=nt, schedule="guided"):
+            t = cp_block_begin()
+            r0 = b * RB
+            ln_back_rows(dy, x, dx, gamma, mean, invstd, part + 2 * b * D,
+                         part + (2 * b + 1) * D, r0, min(r0 + RB, N), D)
+            cp_block_end(&reg, t)
+        cp_region_end(&reg)
+    else:
+        for b in range(n_blocks):
+            r0 = b * RB
+            ln_back_rows(dy, x, dx, gamma, mean, invstd, part + 2 * b * D,
+                         part + (2 * b + 1) * D, r0, min(r0 + RB, N), D)
+    for b in range(1, n_blocks):
+        for c in range(D):
+            part[c] += part[2 * b * D + c]
+            part[D + c] += part[(2 * b + 1) * D + c]
+    for c in range(D):
+        if dgamma != NULL:
+            dgamma[c] = <floating>part[c]
+        if dbeta != NULL:
+            dbeta[c] = <floating>part[D + c]
+    free(part)
+    return 0
+
+
 def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
                         int n_threads):
     """LayerNorm's dx (unless None), dgamma and dbeta (unless None); arrays checked in C."""
@@ -505,12 +553,7 @@ def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
     cdef void* pdb = opt_data(dbeta, typenum, D, True, "dbeta")
     cdef double* pm = <double*>data_of(save_mean, cnp.NPY_DOUBLE, N, False, "save_mean")
     cdef double* pi = <double*>data_of(save_invstd, cnp.NPY_DOUBLE, N, False, "save_invstd")
-    cdef Py_ssize_t b, c, r0, n_blocks = (N + RB - 1) // RB
-    cdef double* part
-    cdef double sg, sb
-    cdef cp_region reg
-    cdef int nt
-    cdef int64_t t
+    cdef int rc
     if D == 0:
         return
     if N == 0:
@@ -519,51 +562,167 @@ def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
         if pdb != NULL:
             dbeta[...] = 0
         return
-    part = <double*>malloc(2 * n_blocks * D * sizeof(double))
-    if part == NULL:
-        raise MemoryError("layer_norm_backward: could not allocate the workspace")
     with nogil:
-        nt = threads_for(&reg, n_threads, n_blocks, N * D)
-        if nt > 1:
-            for b in prange(n_blocks, num_threads=nt, schedule="guided"):
-                t = cp_block_begin()
-                r0 = b * RB
-                if typenum == cnp.NPY_FLOAT:
-                    ln_back_rows[float](<float*>pdy, <float*>px, <float*>pdx, <float*>pg, pm,
-                                        pi, part + 2 * b * D, part + (2 * b + 1) * D, r0,
-                                        min(r0 + RB, N), D)
-                else:
-                    ln_back_rows[double](<double*>pdy, <double*>px, <double*>pdx, <double*>pg,
-                                         pm, pi, part + 2 * b * D, part + (2 * b + 1) * D, r0,
-                                         min(r0 + RB, N), D)
-                cp_block_end(&reg, t)
-            cp_region_end(&reg)
+        if typenum == cnp.NPY_FLOAT:
+            rc = ln_backward_impl[float](<float*>pdy, <float*>px, <float*>pdx, <float*>pg, pm,
+                                         pi, <float*>pdg, <float*>pdb, N, D, n_threads)
         else:
-            for b in range(n_blocks):
-                r0 = b * RB
-                if typenum == cnp.NPY_FLOAT:
-                    ln_back_rows[float](<float*>pdy, <float*>px, <float*>pdx, <float*>pg, pm,
-                                        pi, part + 2 * b * D, part + (2 * b + 1) * D, r0,
-                                        min(r0 + RB, N), D)
-                else:
-                    ln_back_rows[double](<double*>pdy, <double*>px, <double*>pdx, <double*>pg,
-                                         pm, pi, part + 2 * b * D, part + (2 * b + 1) * D, r0,
-                                         min(r0 + RB, N), D)
-        for b in range(1, n_blocks):
-            for c in range(D):
-                part[c] += part[2 * b * D + c]
-                part[D + c] += part[(2 * b + 1) * D + c]
-        for c in range(D):
-            sg = part[c]
-            sb = part[D + c]
-            if typenum == cnp.NPY_FLOAT:
-                if pdg != NULL:
-                    (<float*>pdg)[c] = <float>sg
-                if pdb != NULL:
-                    (<float*>pdb)[c] = <float>sb
-            else:
-                if pdg != NULL:
-                    (<double*>pdg)[c] = sg
-                if pdb != NULL:
-                    (<double*>pdb)[c] = sb
-    free(part)
+            rc = ln_backward_impl[double](<double*>pdy, <double*>px, <double*>pdx,
+                                          <double*>pg, pm, pi, <double*>pdg, <double*>pdb, N,
+                                          D, n_threads)
+    if rc != 0:
+        raise MemoryError("layer_norm_backward: could not allocate the workspace")
+
+
+# --- BatchNorm1d and LayerNorm inside a ChainPlan (see _step.pxd) ----------------
+# The states point into the layer's own arrays (parameters, gradients, running
+# and saved statistics), checked and kept alive by the step objects.
+cdef struct NormState:
+    ChainStep base
+    void* gamma            # NULL without affine (then beta, dgamma, dbeta too)
+    void* beta
+    void* dgamma
+    void* dbeta
+    void* rmean            # BatchNorm only
+    void* rvar
+    double* save_mean      # (C,) for BatchNorm, (n,) for LayerNorm
+    double* save_invstd
+    double momentum, eps
+    bint relu              # BatchNorm -> ReLU fused (the mask is the output y)
+    bint training          # the mode of the next forward
+    bint fwd_training      # the mode of the last forward
+
+
+cdef int bn_step_forward(void* state, const void* x, void* y, int n_threads) noexcept nogil:
+    cdef NormState* s = <NormState*>state
+    s.fwd_training = s.training
+    if s.base.typenum == cnp.NPY_FLOAT:
+        return bn_forward_impl[float](<const float*>x, <float*>s.gamma, <float*>s.beta,
+                                      <float*>s.rmean, <float*>s.rvar, <float*>y, s.save_mean,
+                                      s.save_invstd, s.base.n, s.base.width, s.training, True,
+                                      s.momentum, s.eps, s.relu, n_threads)
+    return bn_forward_impl[double](<const double*>x, <double*>s.gamma, <double*>s.beta,
+                                   <double*>s.rmean, <double*>s.rvar, <double*>y, s.save_mean,
+                                   s.save_invstd, s.base.n, s.base.width, s.training, True,
+                                   s.momentum, s.eps, s.relu, n_threads)
+
+
+cdef int bn_step_backward(void* state, const void* dy, const void* x, const void* y, void* dx,
+                          int n_threads) noexcept nogil:
+    cdef NormState* s = <NormState*>state
+    if s.base.typenum == cnp.NPY_FLOAT:
+        return bn_backward_impl[float](<const float*>dy, <const float*>x,
+                                       <const float*>y if s.relu else NULL,
+                                       <float*>s.gamma, s.save_mean, s.save_invstd,
+                                       <float*>dx, <float*>s.dgamma, <float*>s.dbeta,
+                                       s.base.n, s.base.width, s.fwd_training, dx != NULL,
+                                       n_threads)
+    return bn_backward_impl[double](<const double*>dy, <const double*>x,
+                                    <const double*>y if s.relu else NULL,
+                                    <double*>s.gamma, s.save_mean, s.save_invstd,
+                                    <double*>dx, <double*>s.dgamma, <double*>s.dbeta,
+                                    s.base.n, s.base.width, s.fwd_training, dx != NULL,
+                                    n_threads)
+
+
+cdef int ln_step_forward(void* state, const void* x, void* y, int n_threads) noexcept nogil:
+    cdef NormState* s = <NormState*>state
+    if s.base.typenum == cnp.NPY_FLOAT:
+        ln_forward_impl[float](<const float*>x, <float*>y, <float*>s.gamma, <float*>s.beta,
+                               s.save_mean, s.save_invstd, s.base.n, s.base.width, s.eps,
+                               n_threads)
+    else:
+        ln_forward_impl[double](<const double*>x, <double*>y, <double*>s.gamma,
+                                <double*>s.beta, s.save_mean, s.save_invstd, s.base.n,
+                                s.base.width, s.eps, n_threads)
+    return 0
+
+
+cdef int ln_step_backward(void* state, const void* dy, const void* x, const void* y, void* dx,
+                          int n_threads) noexcept nogil:
+    cdef NormState* s = <NormState*>state
+    if s.base.typenum == cnp.NPY_FLOAT:
+        return ln_backward_impl[float](<const float*>dy, <const float*>x, <float*>dx,
+                                       <float*>s.gamma, s.save_mean, s.save_invstd,
+                                       <float*>s.dgamma, <float*>s.dbeta, s.base.n,
+                                       s.base.width, n_threads)
+    return ln_backward_impl[double](<const double*>dy, <const double*>x, <double*>dx,
+                                    <double*>s.gamma, s.save_mean, s.save_invstd,
+                                    <double*>s.dgamma, <double*>s.dbeta, s.base.n,
+                                    s.base.width, n_threads)
+
+
+cdef class _NormStep:
+    cdef NormState st
+    cdef list keep
+
+    cdef void _init(self, Py_ssize_t n, Py_ssize_t width, gamma, beta, dgamma, dbeta,
+                    save_mean, save_invstd, Py_ssize_t n_stats, int typenum) except *:
+        if n < 1 or width < 1:
+            raise ValueError("n and width must be >= 1")
+        if (gamma is None) != (beta is None) or (gamma is None) != (dgamma is None) or \
+                (gamma is None) != (dbeta is None):
+            raise ValueError("gamma, beta, dgamma and dbeta: all or none")
+        self.st.base.n, self.st.base.width, self.st.base.typenum = n, width, typenum
+        self.st.gamma = opt_data(gamma, typenum, width, False, "gamma")
+        self.st.beta = opt_data(beta, typenum, width, False, "beta")
+        self.st.dgamma = opt_data(dgamma, typenum, width, True, "dgamma")
+        self.st.dbeta = opt_data(dbeta, typenum, width, True, "dbeta")
+        self.st.save_mean = <double*>data_of(save_mean, cnp.NPY_DOUBLE, n_stats, True,
+                                             "save_mean")
+        self.st.save_invstd = <double*>data_of(save_invstd, cnp.NPY_DOUBLE, n_stats, True,
+                                               "save_invstd")
+        self.keep = [gamma, beta, dgamma, dbeta, save_mean, save_invstd]
+
+    def address(self):
+        return <size_t>&self.st
+
+
+cdef class BatchNormStep(_NormStep):
+    """BatchNorm1d over (n, C) arrays as a ChainPlan step, a fused ReLU after it if ``relu``.
+
+    The arrays are the layer's: gamma, beta, dgamma, dbeta (C,) or all None;
+    running_mean, running_var (C,) of the same dtype, updated in training
+    mode; save_mean, save_invstd float64 (C,). ``set(training, momentum,
+    eps)`` before each forward.
+    """
+
+    def __cinit__(self, Py_ssize_t n, gamma, beta, dgamma, dbeta, running_mean, running_var,
+                  save_mean, save_invstd, bint relu):
+        cdef int typenum = float_type(running_mean, "running_mean")
+        cdef Py_ssize_t C = cnp.PyArray_SIZE(<cnp.ndarray>running_mean)
+        self._init(n, C, gamma, beta, dgamma, dbeta, save_mean, save_invstd, C, typenum)
+        self.st.rmean = data_of(running_mean, typenum, C, True, "running_mean")
+        self.st.rvar = data_of(running_var, typenum, C, True, "running_var")
+        self.keep += [running_mean, running_var]
+        self.st.base.forward = bn_step_forward
+        self.st.base.backward = bn_step_backward
+        self.st.relu = relu
+        self.st.training = self.st.fwd_training = True
+        self.st.momentum, self.st.eps = 0.1, 1e-5
+
+    def set(self, bint training, double momentum, double eps):
+        if training and self.st.base.n < 2:
+            raise ValueError("BatchNormStep: training needs n >= 2")
+        self.st.training, self.st.momentum, self.st.eps = training, momentum, eps
+
+
+cdef class LayerNormStep(_NormStep):
+    """LayerNorm over the rows of (n, D) arrays as a ChainPlan step.
+
+    gamma, beta, dgamma, dbeta (D,) of ``dtype`` or all None; save_mean,
+    save_invstd float64 (n,). ``set(eps)`` before a forward.
+    """
+
+    def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype, gamma, beta, dgamma, dbeta,
+                  save_mean, save_invstd):
+        if dtype not in ("float32", "float64"):
+            raise TypeError("LayerNormStep: dtype must be float32 or float64")
+        self._init(n, width, gamma, beta, dgamma, dbeta, save_mean, save_invstd, n,
+                   cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE)
+        self.st.base.forward = ln_step_forward
+        self.st.base.backward = ln_step_backward
+        self.st.eps = 1e-5
+
+    def set(self, double eps):
+        self.st.eps = eps

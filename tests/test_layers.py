@@ -310,3 +310,92 @@ def test_batchnorm_relu_pair_is_fused_and_exact(training, dtype):
     ulps = 8 * np.finfo(dtype).eps
     for got, want in ((dx, want_dx), (bn.dgamma, want_dg), (bn.dbeta, want_db)):
         np.testing.assert_allclose(got, want, rtol=ulps, atol=ulps * np.abs(want).max())
+
+
+# --- The one-call plan with every layer kind in it ---------------------------
+def _every_layer(dtype, seed=0):
+    return nn.Sequential(
+        nn.Dropout(0.2, seed=seed), nn.Linear(13, 17, activation="gelu", dtype=dtype, seed=seed),
+        nn.BatchNorm1d(17, momentum=0.3, dtype=dtype), nn.ReLU(), nn.Dropout(0.3, seed=seed + 1),
+        nn.Linear(17, 9, dtype=dtype, seed=seed + 2), nn.LayerNorm(9, dtype=dtype), nn.SiLU(),
+        nn.Linear(9, 11, activation="leaky_relu", dtype=dtype, seed=seed + 3),
+        nn.BatchNorm1d(11, affine=False, dtype=dtype), nn.ELU(0.7), nn.LeakyReLU(-0.2),
+        nn.Softplus(2.0, 1.5), nn.GELU("tanh"), nn.Tanh(),
+        nn.Linear(11, 3, activation="softplus", dtype=dtype, seed=seed + 4),
+        nn.Dropout(0.1, seed=seed + 5))
+
+
+def _layer_by_layer(model):
+    """The same model forced onto the layer-by-layer path."""
+    twin = pickle.loads(pickle.dumps(model))
+    twin._in_features = None
+    return twin
+
+
+def _state(model):
+    out = [model._values, model._grads]
+    for layer in model.layers:
+        out += list(getattr(layer, "buffers", dict)().values())
+        if isinstance(layer, nn.Dropout):
+            out.append(np.array(layer.step))
+    return [a.copy() for a in out]
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, 256])
+def test_plan_runs_every_layer_kind_as_the_layer_path_does(n, dtype, n_threads):
+    """Linear with the new activations, BatchNorm1d (fused with a ReLU, and
+    non-affine), LayerNorm, Dropout (first, inside, last), the activation layers:
+    one kernel call each way, bit for bit the layer-by-layer results, through
+    training steps, eval mode and back; N=1 in eval only."""
+    model = _every_layer(dtype)
+    assert model._in_features == 13
+    twin = _layer_by_layer(model)
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 13)).astype(dtype)
+    modes = [True, True, False, True, False] if n > 1 else [False, False]
+    for step, training in enumerate(modes):
+        model.train(training)
+        twin.train(training)
+        dy = rng.standard_normal((n, 3)).astype(dtype)
+        got = [model.forward(x).copy(), model.backward(dy, need_dx=step % 2 == 0)]
+        want = [twin.forward(x).copy(), twin.backward(dy, need_dx=step % 2 == 0)]
+        assert len(model._plans) == 1
+        for g, w in zip(got + _state(model), want + _state(twin)):
+            if w is None:
+                assert g is None
+            else:
+                np.testing.assert_array_equal(g, w)
+
+
+def test_plan_reads_layer_settings_at_each_forward(dtype):
+    model = nn.Sequential(nn.Linear(6, 8, dtype=dtype, seed=0), nn.BatchNorm1d(8, dtype=dtype),
+                          nn.Dropout(0.5, seed=3), nn.LeakyReLU(), nn.Linear(8, 2, dtype=dtype))
+    twin = _layer_by_layer(model)
+    x = np.random.default_rng(0).standard_normal((20, 6)).astype(dtype)
+    for m in (model, twin):
+        m.forward(x)
+        m.layers[1].momentum, m.layers[1].eps = 0.5, 1e-3
+        m.layers[2].p, m.layers[2].seed = 0.25, 99
+        m.layers[2].step = 1000
+        m.layers[3].negative_slope = 0.3
+    np.testing.assert_array_equal(model.forward(x), twin.forward(x))
+    np.testing.assert_array_equal(model.layers[1].running_var, twin.layers[1].running_var)
+    assert model.layers[2].step == twin.layers[2].step == 1001
+
+
+def test_plan_rejects_batchnorm_training_on_one_row():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    model.forward(np.ones((5, 3), np.float32))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        model.forward(np.ones((1, 3), np.float32))
+    model.eval()
+    assert model.forward(np.ones((1, 3), np.float32)).shape == (1, 4)
+
+
+def test_plan_checks_widths_at_construction():
+    with pytest.raises(ValueError, match="takes 5 features but the layer before it gives 4"):
+        nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.BatchNorm1d(5))
+    # element-wise layers first: the first norm fixes the input width
+    model = nn.Sequential(nn.Dropout(0.1, seed=0), nn.LayerNorm(4), nn.Linear(4, 2))
+    assert model._in_features == 4
+    assert model.forward(np.ones((3, 4), np.float32)).shape == (3, 2)

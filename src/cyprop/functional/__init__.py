@@ -27,6 +27,8 @@ from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 
 # for cyprop.nn, cyprop.optim and cyprop.sklearn, whose arrays are their own
 from ._linear import _ChainPlan  # noqa: F401,E402
+from ._linear import _Activation2Step, _BatchNormStep, _DropoutStep, _LayerNormStep  # noqa: F401,E402
+from ._dropout import _mask_params as _dropout_mask_params  # noqa: F401,E402
 from ._loss import _softmax_ce_into  # noqa: F401,E402
 from ._norm import _batch_norm_relu_backward_into, _batch_norm_relu_into  # noqa: F401,E402
 from ._optim import (_adam_update, _add_l2, _rmsprop_update, _scale, _sgd_update,  # noqa: F401,E402

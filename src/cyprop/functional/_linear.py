@@ -1,7 +1,7 @@
 """The fused linear layer, ``activation(x @ W + b)``, and its gradients."""
 import numpy as np
 
-from .. import _activations, _linear
+from .. import _activations, _dropout, _linear, _norm
 from .._validation import (ACTIVATION_PARAMS, FIRST_PRE_ACTIVATION, activation_code,
                            as_float_array, call_dtype, check_blas_dims)
 from ._common import _EMPTY, _n_threads, _output
@@ -9,6 +9,9 @@ from ._common import _EMPTY, _n_threads, _output
 # For cyprop.nn: runs a whole chain of Linear/activation layers in one call
 # (it checks every array it is given; see pyx/_linear.pyx).
 _ChainPlan = _linear.ChainPlan
+# ...and the steps of the other kernel modules a plan can hold (pyx/_step.pxd)
+_BatchNormStep, _LayerNormStep = _norm.BatchNormStep, _norm.LayerNormStep
+_DropoutStep, _Activation2Step = _dropout.DropoutStep, _activations.Activation2Step
 
 
 def linear_forward(x, W, b=None, *, activation=None, out=None, pre_out=None):

@@ -39,12 +39,31 @@ class Dropout(Module):
             raise ValueError(f"seed must be None or an int in [0, 2**64), got {seed!r}")
         self.seed = int(seed)
         self.dtype = _check_dtype(dtype)
-        self.step = 0
+        self._counter = np.zeros(1, np.uint64)   # the step, shared with ChainPlan steps
         self._x = self._y = None
         self._mask_step = None   # the step of the last forward's mask; None: identity
 
+    @property
+    def step(self):
+        return int(self._counter[0])
+
+    @step.setter
+    def step(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
+                not 0 <= value < 2 ** 64:
+            raise ValueError(f"step must be an int in [0, 2**64), got {value!r}")
+        self._counter[0] = value
+
     def __repr__(self):
         return f"Dropout(p={self.p})"
+
+    # In a Sequential's ChainPlan: the step advances the layer's counter itself
+    def _chain_step(self, n, width, relu=False):
+        return F._DropoutStep(n, width, self.dtype.name, self._counter)
+
+    def _sync_step(self, step, n):
+        thr, scale = F._dropout_mask_params(self.p)
+        step.set(self.training, thr, scale, self.seed)
 
     def forward(self, x):
         if not self._call_lock.acquire(False):
@@ -59,7 +78,7 @@ class Dropout(Module):
             y = self._workspace("y", x.shape)
             F.dropout_forward(x, self.p, seed=self.seed, step=self.step, out=y)
             self._mask_step, self._y = self.step, y
-            self.step += 1
+            self._counter[0] += 1
             return y
         finally:
             self._call_lock.release()

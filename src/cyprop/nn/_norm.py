@@ -86,6 +86,18 @@ class BatchNorm1d(_Norm):
         """{name: array} of the state that is not a parameter (saved with the model)."""
         return {"running_mean": self._running_mean, "running_var": self._running_var}
 
+    # In a Sequential's ChainPlan (relu: a ReLU after it, fused into its passes)
+    def _chain_step(self, n, width, relu=False):
+        return F._BatchNormStep(n, self._gamma, self._beta, self._dgamma, self._dbeta,
+                                self._running_mean, self._running_var, self._save_mean,
+                                self._save_invstd, relu)
+
+    def _sync_step(self, step, n):
+        if self.training and n < 2:
+            raise ValueError(f"BatchNorm needs more than 1 value per channel when training, "
+                             f"got input of shape {(n, self._n)}")
+        step.set(self.training, self.momentum, self.eps)
+
     def forward(self, x):
         """Normalize x (N, C); returns the layer's (N, C) workspace."""
         return self._forward(x, False)
@@ -199,6 +211,13 @@ class LayerNorm(_Norm):
             return y
         finally:
             self._call_lock.release()
+
+    def _chain_step(self, n, width, relu=False):
+        return F._LayerNormStep(n, width, self.dtype.name, self._gamma, self._beta,
+                                self._dgamma, self._dbeta, np.empty(n), np.empty(n))
+
+    def _sync_step(self, step, n):
+        step.set(self.eps)
 
     def _workspace_f64(self, name, n):
         return _cached(self.__dict__.setdefault("_workspaces", {}), (name, n),

@@ -3,12 +3,18 @@ import numpy as np
 
 from .. import functional as F
 from .._threads import get_num_threads
-from .._validation import FIRST_PRE_ACTIVATION
-from ._activation import ReLU, Sigmoid, Tanh
+from .._validation import ACTIVATION_PARAMS, FIRST_PRE_ACTIVATION
+from ._activation import ReLU, Sigmoid, Tanh, _PreActivation
+from ._dropout import Dropout
 from ._io import save
 from ._linear import Linear
 from ._module import Module, _cached, _check_backward_thread, _get_ident, _in_use
-from ._norm import BatchNorm1d
+from ._norm import BatchNorm1d, LayerNorm
+
+# layers a ChainPlan runs with kernels of its own...
+_PLAN_OPS = (Linear, ReLU, Sigmoid, Tanh)
+# ...and with steps of the other kernel modules (their _chain_step/_sync_step)
+_PLAN_STEPS = (BatchNorm1d, LayerNorm, Dropout)
 
 
 class Sequential(Module):
@@ -24,13 +30,17 @@ class Sequential(Module):
     -----
     The layers' parameters and gradients are moved into one contiguous
     buffer each (assigning ``layer.W = ...`` still works: it copies in). When
-    every layer is a ``Linear`` (with no activation or relu, sigmoid, tanh),
-    ``ReLU``, ``Sigmoid`` or ``Tanh``, forward and backward each run the whole
-    chain in one kernel call; other chains run layer by layer, a
-    ``BatchNorm1d`` followed by a ``ReLU`` as one fused pass each way (the
-    ReLU in BatchNorm's normalize pass, its mask applied as the backward
-    reads the gradient).
-    ``train()``/``eval()`` set every layer's mode.
+    every layer is one of cyprop.nn's (``Linear`` with any activation, the
+    activation layers, ``BatchNorm1d``, ``LayerNorm``, ``Dropout``), forward
+    and backward each run the whole chain in one kernel call (a plan per batch
+    size, its workspaces allocated once); a chain with a layer of another
+    kind runs layer by layer. Either way a ``BatchNorm1d`` followed by a
+    ``ReLU`` runs as one fused pass each way (the ReLU in BatchNorm's
+    normalize pass, its mask applied as the backward reads the gradient), and
+    a ``Dropout`` in eval mode passes its input on without a copy.
+    ``train()``/``eval()`` set every layer's mode; the layers' settings
+    (mode, momentum, eps, p, seed, parameters of the activations) are read at
+    each forward.
     """
 
     def __init__(self, *layers):
@@ -93,22 +103,25 @@ class Sequential(Module):
 
     def _chain_input_width(self):
         """Input width if the whole model can run as one ChainPlan, else None."""
-        if not all(type(layer) in (Linear, ReLU, Sigmoid, Tanh) for layer in self.layers):
+        if not all(type(layer) in _PLAN_OPS or type(layer) in _PLAN_STEPS
+                   or isinstance(layer, _PreActivation) for layer in self.layers):
             return None
-        if any(layer._code >= FIRST_PRE_ACTIVATION for layer in self.layers
-               if isinstance(layer, Linear)):
-            return None   # the plan's GEMM epilogue runs relu, sigmoid and tanh only
-        widths = [layer.in_features for layer in self.layers if isinstance(layer, Linear)]
-        if not widths:
-            return None
-        width = widths[0]
+        # the layers before the first one of fixed width (Linear, the norms) are
+        # element-wise: the model's input width is that layer's
+        first = width = None
         for layer in self.layers:
             if isinstance(layer, Linear):
-                if layer.in_features != width:
-                    raise ValueError(f"{layer!r} takes {layer.in_features} features but the "
-                                     f"layer before it gives {width}")
-                width = layer.out_features
-        return widths[0]
+                n_in, n_out = layer.in_features, layer.out_features
+            elif isinstance(layer, (BatchNorm1d, LayerNorm)):
+                n_in = n_out = layer._n
+            else:
+                continue
+            if width is not None and n_in != width:
+                raise ValueError(f"{layer!r} takes {n_in} features but the layer before it "
+                                 f"gives {width}")
+            first = n_in if first is None else first
+            width = n_out
+        return first
 
     def train(self, mode=True):
         """Set training (or, ``mode=False``, evaluation) mode on every layer; returns self."""
@@ -141,23 +154,47 @@ class Sequential(Module):
         return _cached(self._plans, n, lambda: self._build_plan(n))
 
     def _build_plan(self, n):
-        """A ChainPlan for batch size n with its workspaces: (plan, output, input gradient)."""
-        plan = F._ChainPlan(n, self.dtype, len(self.layers))
-        width = self._in_features
+        """A ChainPlan for batch size n with its workspaces:
+        (plan, output, input gradient, the steps' (sync, step) pairs)."""
+        plan = F._ChainPlan(n, self.dtype, 2 * len(self.layers))
+        width, layers = self._in_features, self.layers
         first_dx = y = None
-        for layer in self.layers:
+        syncs = []
+
+        def arrays(w):
+            return np.empty((n, w), self.dtype), np.empty((n, w), self.dtype)
+
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
             if isinstance(layer, Linear):
-                y = np.empty((n, layer.out_features), self.dtype)
-                dx = np.empty((n, layer.in_features), self.dtype)
-                delta = np.empty_like(y) if layer._code else None
+                pre_act = layer._code >= FIRST_PRE_ACTIVATION
+                y, dx = np.empty((n, layer.out_features), self.dtype), arrays(layer.in_features)[1]
+                delta = np.empty_like(y) if layer._code and not pre_act else None
                 plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
-                                layer._code)
-            else:
-                y, dx = np.empty((n, width), self.dtype), np.empty((n, width), self.dtype)
+                                0 if pre_act else layer._code)
+                width = layer.out_features
+                if pre_act:   # GEMM into the pre-activation, then the activation's own pass
+                    step = F._Activation2Step(n, width, self.dtype.name)
+                    step.set(layer._code, *ACTIVATION_PARAMS.get(layer._code, (0.0, 0.0)))
+                    first_dx = dx if first_dx is None else first_dx
+                    y, dx = arrays(width)
+                    plan.add_step(step, y, dx)
+            elif type(layer) in _PLAN_OPS:
+                y, dx = arrays(width)
                 plan.add_activation(y, dx, layer._code)
-            width = y.shape[1]
+            else:
+                relu = (type(layer) is BatchNorm1d and i + 1 < len(layers)
+                        and type(layers[i + 1]) is ReLU)
+                step = layer._chain_step(n, width, relu)
+                layer._sync_step(step, n)   # settings now, so that the step can be used
+                syncs.append((layer._sync_step, step))
+                y, dx = arrays(width)
+                plan.add_step(step, y, dx)
+                i += relu   # the ReLU runs inside the step
             first_dx = dx if first_dx is None else first_dx
-        return plan, y, first_dx
+            i += 1
+        return plan, y, first_dx, syncs
 
     def forward(self, x):
         """Run the layers in order; returns the last layer's output workspace."""
@@ -173,11 +210,16 @@ class Sequential(Module):
             # fast path: a C-contiguous ndarray of our dtype and width, for a batch
             # size seen before (the plan checks it in C and declines anything else)
             entry = self._plans.get(x.shape[0]) if type(x) is np.ndarray and x.ndim == 2 else None
+            if entry is not None:
+                for sync, step in entry[3]:   # the layers' mode and settings, read now
+                    sync(step, x.shape[0])
             if entry is None or not entry[0].forward(x, n_threads, False):
                 x = self._input(x)
                 if x.ndim != 2 or x.shape[1] != self._in_features:
                     raise ValueError(f"x must have shape (N, {self._in_features}), got {x.shape}")
                 entry = self._plan(x.shape[0])
+                for sync, step in entry[3]:
+                    sync(step, x.shape[0])
                 entry[0].forward(x, n_threads)
             self._last = entry
             return entry[1]
@@ -212,7 +254,7 @@ class Sequential(Module):
                 return dy
             if self._last is None:
                 raise ValueError("Sequential.backward() called before forward()")
-            plan, y, first_dx = self._last
+            plan, y, first_dx, _ = self._last
             n_threads = get_num_threads()
             if not plan.backward(dy, bool(need_dx), n_threads, False):
                 plan.backward(self._check_dy(dy, y.shape), bool(need_dx), n_threads)
