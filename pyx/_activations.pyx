@@ -230,6 +230,7 @@ cdef extern from "_vecmath.h" nogil:
 
 
 def vector_isa3():
-    """The copy of round 2's vectorized loops (activations with parameters, losses,
-    norms, dropout) this process runs: 'avx512', 'avx2' or 'baseline'."""
+    """The copy of the loops with an AVX-512 copy (round 2's activations with
+    parameters, losses, norms and dropout; sigmoid, tanh and softmax's
+    exp-and-sum) this process runs: 'avx512', 'avx2' or 'baseline'."""
     return cp_vector_isa3().decode("ascii")

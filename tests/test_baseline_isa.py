@@ -23,8 +23,9 @@ KERNEL_TESTS = [str(HERE / name) for name in ("test_activations.py", "test_softm
                                               "test_optim.py", "test_linear.py", "test_mse.py",
                                               "test_activations_param.py", "test_losses.py",
                                               "test_norm.py", "test_dropout.py")]
-# round 2's span families (_special.h, _norm.h, _philox.h) have a third copy, AVX-512
-ROUND2_TESTS = KERNEL_TESTS[5:]
+# round 2's span families (_special.h, _norm.h, _philox.h) have a third copy, AVX-512,
+# and so have round 1's compute-bound spans (sigmoid, tanh, softmax's exp-and-sum)
+AVX512_TESTS = KERNEL_TESTS[:2] + KERNEL_TESTS[5:]
 
 
 def _run(args, env_value, var="CYPROP_NO_AVX2"):
@@ -55,11 +56,11 @@ def test_kernel_tests_pass_on_the_baseline_copies():
 
 @pytest.mark.skipif(_activations.vector_isa3() != "avx512",
                     reason="this CPU has no AVX-512: the AVX2 copies run in this process")
-def test_round2_kernel_tests_pass_on_the_avx2_copies():
+def test_avx512_kernel_tests_pass_on_the_avx2_copies():
     res = _run(["-c", "from cyprop import _activations; print(_activations.vector_isa3())"], "1",
                "CYPROP_NO_AVX512")
     assert res.stdout.strip() == "avx2", res.stderr
-    res = _run(["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ROUND2_TESTS], "1",
+    res = _run(["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *AVX512_TESTS], "1",
                "CYPROP_NO_AVX512")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert " passed" in res.stdout
@@ -91,6 +92,32 @@ print(" ".join(out))
 def test_mse_and_optimizer_updates_give_the_same_bits_on_both_copies():
     # built without FMA, these loops must not depend on the CPU (README: optimizers)
     runs = [_run(["-c", _SAME_BITS_SCRIPT], value) for value in ("1", "0")]
+    for res in runs:
+        assert res.returncode == 0, res.stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
+
+
+_TRANSCENDENTAL_SCRIPT = """
+import hashlib
+import numpy as np
+from cyprop import functional as F
+rng = np.random.default_rng(6)
+out = []
+for dtype in (np.float32, np.float64):
+    x = (rng.standard_normal(70001) * 6).astype(dtype)
+    z = (rng.standard_normal((301, 37)) * 8).astype(dtype)
+    loss, g = F.softmax_cross_entropy(z, rng.integers(0, 37, 301))
+    out.append(repr(loss) + hashlib.sha1(F.sigmoid_forward(x).tobytes() + F.tanh_forward(x).tobytes()
+                                         + g.tobytes() + F.softmax(z).tobytes()).hexdigest())
+print(" ".join(out))
+"""
+
+
+@pytest.mark.skipif(_activations.vector_isa3() != "avx512",
+                    reason="this CPU has no AVX-512: the AVX2 copies run in this process")
+def test_sigmoid_tanh_softmax_give_the_same_bits_on_the_avx512_and_avx2_copies():
+    # the same operations in the same order (pyx/_vecmath.h, CP_DISPATCH_TRANSCENDENTAL)
+    runs = [_run(["-c", _TRANSCENDENTAL_SCRIPT], value, "CYPROP_NO_AVX512") for value in ("1", "0")]
     for res in runs:
         assert res.returncode == 0, res.stderr
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
