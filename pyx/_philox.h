@@ -227,108 +227,75 @@ cp_philox_avx512(uint64_t ctr0, uint64_t key, uint64_t step, __m512i *w)
 CP_DROPOUT_SPAN(float, f32, _base, )
 CP_DROPOUT_SPAN(double, f64, _base, )
 
-/* AVX2 has no unsigned compare: w >= t  <=>  max(w, t) == w. A dropped
-   element is x * 0 (NaN stays NaN), as in the scalar span. A threshold of
-   2^32 (p within 2^-33 of 1) keeps nothing: the scalar span does that. */
-#define CP_GROUP_AVX2 (16 * CP_PHILOX_SETS)   /* elements per group of counters */
-__attribute__((target("avx2"))) static void
-cp_dropout_f32_avx2(const float *x, float *y, ptrdiff_t n, uint64_t first, uint64_t key,
-                    uint64_t step, uint64_t thr, float scale)
+/* y = x * (keep ? scale : 0) for the WORDS elements of one vector of words w.
+   AVX2 has no unsigned compare: w >= t  <=>  max(w, t) == w. A dropped
+   element is x * 0 (NaN stays NaN), as in the scalar span. */
+__attribute__((target("avx2"))) static inline void
+cp_keep_f32_avx2(const float *x, float *y, __m256i w, uint32_t thr, float scale)
 {
-    ptrdiff_t i = 0, k;
-    const __m256i t = _mm256_set1_epi32((int)(uint32_t)thr);
-    const __m256 sv = _mm256_set1_ps(scale);
-    __m256i w[2 * CP_PHILOX_SETS];
-    if (thr <= 0xFFFFFFFFu) {
-        for (; i + CP_GROUP_AVX2 <= n; i += CP_GROUP_AVX2) {
-            cp_philox_avx2((first + (uint64_t)i) / 4, key, step, w);
-            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
-                __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k]);
-                __m256 s = _mm256_and_ps(_mm256_castsi256_ps(keep), sv);
-                _mm256_storeu_ps(y + i + 8 * k, _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), s));
-            }
-        }
-    }
-    if (i < n)
-        cp_dropout_f32_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+    __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w, _mm256_set1_epi32((int)thr)), w);
+    __m256 s = _mm256_and_ps(_mm256_castsi256_ps(keep), _mm256_set1_ps(scale));
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_loadu_ps(x), s));
 }
 
-__attribute__((target("avx2"))) static void
-cp_dropout_f64_avx2(const double *x, double *y, ptrdiff_t n, uint64_t first, uint64_t key,
-                    uint64_t step, uint64_t thr, double scale)
+__attribute__((target("avx2"))) static inline void
+cp_keep_f64_avx2(const double *x, double *y, __m256i w, uint32_t thr, double scale)
 {
-    ptrdiff_t i = 0, k;
-    const __m256i t = _mm256_set1_epi32((int)(uint32_t)thr);
+    __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w, _mm256_set1_epi32((int)thr)), w);
     const __m256d sv = _mm256_set1_pd(scale);
-    __m256i w[2 * CP_PHILOX_SETS];
-    if (thr <= 0xFFFFFFFFu) {
-        for (; i + CP_GROUP_AVX2 <= n; i += CP_GROUP_AVX2) {
-            cp_philox_avx2((first + (uint64_t)i) / 4, key, step, w);
-            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
-                __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k]);
-                /* widen the 32-bit lanes' all-ones/zeros to 64 bits */
-                __m256d s0 = _mm256_and_pd(_mm256_castsi256_pd(
-                    _mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep))), sv);
-                __m256d s1 = _mm256_and_pd(_mm256_castsi256_pd(
-                    _mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep, 1))), sv);
-                _mm256_storeu_pd(y + i + 8 * k, _mm256_mul_pd(_mm256_loadu_pd(x + i + 8 * k), s0));
-                _mm256_storeu_pd(y + i + 8 * k + 4,
-                                 _mm256_mul_pd(_mm256_loadu_pd(x + i + 8 * k + 4), s1));
-            }
-        }
-    }
-    if (i < n)
-        cp_dropout_f64_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+    /* widen the 32-bit lanes' all-ones/zeros to 64 bits */
+    __m256d s0 = _mm256_and_pd(_mm256_castsi256_pd(
+        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep))), sv);
+    __m256d s1 = _mm256_and_pd(_mm256_castsi256_pd(
+        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep, 1))), sv);
+    _mm256_storeu_pd(y, _mm256_mul_pd(_mm256_loadu_pd(x), s0));
+    _mm256_storeu_pd(y + 4, _mm256_mul_pd(_mm256_loadu_pd(x + 4), s1));
 }
 
-#define CP_GROUP_AVX512 (32 * CP_PHILOX_SETS)
-CP_AVX512_ATTR static void
-cp_dropout_f32_avx512(const float *x, float *y, ptrdiff_t n, uint64_t first, uint64_t key,
-                      uint64_t step, uint64_t thr, float scale)
+CP_AVX512_ATTR static inline void
+cp_keep_f32_avx512(const float *x, float *y, __m512i w, uint32_t thr, float scale)
 {
-    ptrdiff_t i = 0, k;
-    const __m512i t = _mm512_set1_epi32((int)(uint32_t)thr);
-    const __m512 sv = _mm512_set1_ps(scale);
-    __m512i w[2 * CP_PHILOX_SETS];
-    if (thr <= 0xFFFFFFFFu) {
-        for (; i + CP_GROUP_AVX512 <= n; i += CP_GROUP_AVX512) {
-            cp_philox_avx512((first + (uint64_t)i) / 4, key, step, w);
-            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
-                __m512 s = _mm512_maskz_mov_ps(_mm512_cmpge_epu32_mask(w[k], t), sv);
-                _mm512_storeu_ps(y + i + 16 * k,
-                                 _mm512_mul_ps(_mm512_loadu_ps(x + i + 16 * k), s));
-            }
-        }
-    }
-    if (i < n)
-        cp_dropout_f32_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+    __mmask16 keep = _mm512_cmpge_epu32_mask(w, _mm512_set1_epi32((int)thr));
+    __m512 s = _mm512_maskz_mov_ps(keep, _mm512_set1_ps(scale));
+    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_loadu_ps(x), s));
 }
 
-CP_AVX512_ATTR static void
-cp_dropout_f64_avx512(const double *x, double *y, ptrdiff_t n, uint64_t first, uint64_t key,
-                      uint64_t step, uint64_t thr, double scale)
+CP_AVX512_ATTR static inline void
+cp_keep_f64_avx512(const double *x, double *y, __m512i w, uint32_t thr, double scale)
 {
-    ptrdiff_t i = 0, k;
-    const __m512i t = _mm512_set1_epi32((int)(uint32_t)thr);
+    __mmask16 keep = _mm512_cmpge_epu32_mask(w, _mm512_set1_epi32((int)thr));
     const __m512d sv = _mm512_set1_pd(scale);
-    __m512i w[2 * CP_PHILOX_SETS];
-    if (thr <= 0xFFFFFFFFu) {
-        for (; i + CP_GROUP_AVX512 <= n; i += CP_GROUP_AVX512) {
-            cp_philox_avx512((first + (uint64_t)i) / 4, key, step, w);
-            for (k = 0; k < 2 * CP_PHILOX_SETS; k++) {
-                __mmask16 keep = _mm512_cmpge_epu32_mask(w[k], t);
-                __m512d s0 = _mm512_maskz_mov_pd((__mmask8)keep, sv);
-                __m512d s1 = _mm512_maskz_mov_pd((__mmask8)(keep >> 8), sv);
-                _mm512_storeu_pd(y + i + 16 * k,
-                                 _mm512_mul_pd(_mm512_loadu_pd(x + i + 16 * k), s0));
-                _mm512_storeu_pd(y + i + 16 * k + 8,
-                                 _mm512_mul_pd(_mm512_loadu_pd(x + i + 16 * k + 8), s1));
-            }
-        }
-    }
-    if (i < n)
-        cp_dropout_f64_base(x + i, y + i, n - i, first + (uint64_t)i, key, step, thr, scale);
+    _mm512_storeu_pd(y, _mm512_mul_pd(_mm512_loadu_pd(x), _mm512_maskz_mov_pd((__mmask8)keep, sv)));
+    _mm512_storeu_pd(y + 8, _mm512_mul_pd(_mm512_loadu_pd(x + 8),
+                                          _mm512_maskz_mov_pd((__mmask8)(keep >> 8), sv)));
 }
+
+/* The vector copies' span: groups of 4 CP_PHILOX_SETS (AVX2) or 8 CP_PHILOX_SETS
+   (AVX-512) counters, WORDS words a vector WVEC, applied by cp_keep; the tail,
+   and a threshold of 2^32 (p within 2^-33 of 1: nothing kept), by the scalar span. */
+#define CP_DROPOUT_VEC_SPAN(T, NAME, SFX, ATTR, WVEC, WORDS)                           \
+ATTR static void cp_dropout_##NAME##SFX(const T *x, T *y, ptrdiff_t n, uint64_t first, \
+                                        uint64_t key, uint64_t step, uint64_t thr,     \
+                                        T scale)                                       \
+{                                                                                      \
+    const ptrdiff_t group = 2 * CP_PHILOX_SETS * (WORDS);                              \
+    ptrdiff_t i = 0, k;                                                                \
+    WVEC w[2 * CP_PHILOX_SETS];                                                        \
+    if (thr <= 0xFFFFFFFFu)                                                            \
+        for (; i + group <= n; i += group) {                                           \
+            cp_philox##SFX((first + (uint64_t)i) / 4, key, step, w);                   \
+            for (k = 0; k < 2 * CP_PHILOX_SETS; k++)                                   \
+                cp_keep_##NAME##SFX(x + i + (WORDS) * k, y + i + (WORDS) * k, w[k],    \
+                                    (uint32_t)thr, scale);                             \
+        }                                                                              \
+    if (i < n)                                                                         \
+        cp_dropout_##NAME##_base(x + i, y + i, n - i, first + (uint64_t)i, key, step,  \
+                                 thr, scale);                                          \
+}
+CP_DROPOUT_VEC_SPAN(float, f32, _avx2, __attribute__((target("avx2"))), __m256i, 8)
+CP_DROPOUT_VEC_SPAN(double, f64, _avx2, __attribute__((target("avx2"))), __m256i, 8)
+CP_DROPOUT_VEC_SPAN(float, f32, _avx512, CP_AVX512_ATTR, __m512i, 16)
+CP_DROPOUT_VEC_SPAN(double, f64, _avx512, CP_AVX512_ATTR, __m512i, 16)
 #else
 CP_DROPOUT_SPAN(float, f32, _base, )
 CP_DROPOUT_SPAN(double, f64, _base, )
