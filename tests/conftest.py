@@ -1,4 +1,6 @@
 """Shared fixtures: the dtype x thread-count matrix, tolerances, finite differences."""
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,23 @@ def numerical_grad(f, x, eps=1e-6):
         flat[i] = old
         gflat[i] = (fp - fm) / (2 * eps)
     return g
+
+
+def traced_growth(step, warmup=3, steps=20):
+    """(current, peak) bytes above the resting level that ``steps`` calls of ``step``
+    leave and reach, after ``warmup`` calls, as tracemalloc sees them (it sees NumPy's
+    data buffers: a steady-state training step that allocates no array stays below
+    the size of its smallest array)."""
+    for _ in range(warmup):
+        step()
+    tracemalloc.start()
+    try:
+        step()
+        tracemalloc.reset_peak()
+        resting = tracemalloc.get_traced_memory()[0]
+        for _ in range(steps):
+            step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return current - resting, peak - resting

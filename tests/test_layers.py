@@ -6,7 +6,7 @@ import pytest
 
 from cyprop import functional as F
 from cyprop import nn
-from conftest import numerical_grad
+from conftest import numerical_grad, traced_growth
 
 ACT_LAYERS = [
     (lambda dt: nn.LeakyReLU(0.2, dtype=dt), lambda x: F.leaky_relu_forward(x, negative_slope=0.2)),
@@ -97,7 +97,6 @@ def test_layer_constructors_reject(make, exc, match):
 
 # ------------------------------------------------------- norms, dropout, modes
 import pickle  # noqa: E402
-import tracemalloc  # noqa: E402
 
 import cyprop  # noqa: E402
 from cyprop import optim  # noqa: E402
@@ -241,19 +240,8 @@ def test_tabular_step_allocates_no_arrays():
         opt.step()
         sched.step()
 
-    for _ in range(3):
-        step()
-    tracemalloc.start()
-    try:
-        step()
-        tracemalloc.reset_peak()
-        resting = tracemalloc.get_traced_memory()[0]
-        for _ in range(20):
-            step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - resting < 4096, peak - resting
+    peak = traced_growth(step)[1]
+    assert peak < 4096, peak
 
 
 def test_norm_layer_constructors_reject():

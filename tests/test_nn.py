@@ -1,13 +1,11 @@
 import copy
 import pickle
-import tracemalloc
-
 import numpy as np
 import pytest
 
 import cyprop
 from cyprop import nn, optim
-from conftest import numerical_grad
+from conftest import numerical_grad, traced_growth
 
 
 def _blobs(n=400, seed=0, dtype=np.float32):
@@ -137,20 +135,9 @@ def test_steady_state_step_allocates_no_arrays(opt_cls):
         model.backward(loss_fn.backward())
         opt.step()
 
-    for _ in range(3):
-        step()
-    tracemalloc.start()
-    try:
-        step()
-        tracemalloc.reset_peak()
-        resting = tracemalloc.get_traced_memory()[0]
-        for _ in range(20):
-            step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert current - resting < 4096, current - resting
-    assert peak - resting < 4096, peak - resting
+    grown, peak = traced_growth(step)
+    assert grown < 4096, grown
+    assert peak < 4096, peak
 
 
 def test_thread_count_does_not_change_training(dtype):

@@ -44,13 +44,7 @@ def dropout_forward(x, p, *, seed, step=0, out=None):
     -------
     y : ndarray
     """
-    thr, scale = _mask_params(p)
-    seed, step = _check_index("seed", seed), _check_index("step", step)
-    dtype = call_dtype(("x", x), ("out", out))
-    x = as_float_array("x", x, dtype)
-    y = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
-    _dropout.dropout(x, y, thr, scale, seed, step, _n_threads())
-    return y
+    return _apply_mask("x", x, p, seed, step, out)
 
 
 def dropout_backward(dy, p, *, seed, step=0, out=None):
@@ -70,10 +64,16 @@ def dropout_backward(dy, p, *, seed, step=0, out=None):
     -------
     dx : ndarray
     """
+    return _apply_mask("dy", dy, p, seed, step, out)
+
+
+def _apply_mask(name, a, p, seed, step, out):
+    """``a * mask / (1 - p)`` into ``out`` (validated; may be ``a``): forward and backward
+    are the same operation, on x and on dy."""
     thr, scale = _mask_params(p)
     seed, step = _check_index("seed", seed), _check_index("step", step)
-    dtype = call_dtype(("dy", dy), ("out", out))
-    dy = as_float_array("dy", dy, dtype)
-    dx = _output("out", out, dy.shape, dtype, (("dy", dy),), alias_ok=("dy",))
-    _dropout.dropout(dy, dx, thr, scale, seed, step, _n_threads())
-    return dx
+    dtype = call_dtype((name, a), ("out", out))
+    a = as_float_array(name, a, dtype)
+    res = _output("out", out, a.shape, dtype, ((name, a),), alias_ok=(name,))
+    _dropout.dropout(a, res, thr, scale, seed, step, _n_threads())
+    return res

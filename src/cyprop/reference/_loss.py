@@ -58,6 +58,12 @@ def mse_loss(pred, target, *, reduction="mean", grad_out=None):
     return loss, _store(grad.astype(pred.dtype, copy=False), grad_out)
 
 
+def _kept_rows(target, ignore_index):
+    """(mask of the rows not ignored, their labels with 0 in the ignored rows)."""
+    keep = np.ones(len(target), bool) if ignore_index is None else target != ignore_index
+    return keep, np.where(keep, target, 0).astype(np.intp)
+
+
 def _ce_general(logits, target, weight, label_smoothing, ignore_index, reduction):
     """torch's cross_entropy with weight / label_smoothing / ignore_index, as torch writes it:
     (1 - eps) * weighted NLL + (eps / C) * the smoothing term, the mean over the
@@ -74,8 +80,7 @@ def _ce_general(logits, target, weight, label_smoothing, ignore_index, reduction
         rows = -(logp * t * w).sum(axis=1)
         loss = rows.sum() / n if reduction == "mean" else rows.sum()
         return float(loss)
-    keep = np.ones(n, bool) if ignore_index is None else target != ignore_index
-    y = np.where(keep, target, 0).astype(np.intp)
+    keep, y = _kept_rows(target, ignore_index)
     nll = np.where(keep, -w[y] * logp[np.arange(n), y], 0.0)
     smooth = np.where(keep, -(logp * w).sum(axis=1), 0.0)
     if reduction == "mean":
@@ -140,8 +145,7 @@ def _ce_general_with_grad(logits, target, weight, eps, ignore_index, reduction, 
         T = (target.astype(np.float64) * (1 - eps) + eps / c) * w
         denom = n
     else:
-        keep = np.ones(n, bool) if ignore_index is None else target != ignore_index
-        y = np.where(keep, target, 0).astype(np.intp)
+        keep, y = _kept_rows(target, ignore_index)
         T = np.zeros((n, c))
         T[keep] = eps / c * w
         T[np.flatnonzero(keep), y[keep]] += (1 - eps) * w[y[keep]]
