@@ -206,8 +206,8 @@ cdef class Activation2Step:
     cdef Act2State st
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype):
-        if dtype not in ("float32", "float64") or n < 1 or width < 1:
-            raise ValueError("Activation2Step: n, width >= 1 and dtype float32 or float64")
+        if dtype not in ("float32", "float64") or n < 0 or width < 1:
+            raise ValueError("Activation2Step: n >= 0, width >= 1 and dtype float32 or float64")
         self.st.base.forward = act2_step_forward
         self.st.base.backward = act2_step_backward
         self.st.base.n, self.st.base.width = n, width

@@ -151,8 +151,8 @@ cdef class DropoutStep:
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype, counter):
         typenum = cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE
-        if dtype not in ("float32", "float64") or n < 1 or width < 1:
-            raise ValueError("DropoutStep: n, width >= 1 and dtype float32 or float64")
+        if dtype not in ("float32", "float64") or n < 0 or width < 1:
+            raise ValueError("DropoutStep: n >= 0, width >= 1 and dtype float32 or float64")
         self.st.counter = <uint64_t*>data_of(counter, cnp.NPY_UINT64, 1, True, "counter")
         self.counter = counter
         self.st.base.forward = dropout_step_forward

@@ -607,9 +607,26 @@ cdef int bn_step_forward(void* state, const void* x, void* y, int n_threads) noe
                                    s.momentum, s.eps, s.relu, n_threads)
 
 
+cdef int norm_grads_of_no_rows(NormState* s) noexcept nogil:
+    """An empty batch: the parameter gradients are sums over no rows, 0 (as the def
+    wrappers give); nothing else to write."""
+    cdef Py_ssize_t c
+    if s.dgamma != NULL:
+        for c in range(s.base.width):
+            if s.base.typenum == cnp.NPY_FLOAT:
+                (<float*>s.dgamma)[c] = 0
+                (<float*>s.dbeta)[c] = 0
+            else:
+                (<double*>s.dgamma)[c] = 0
+                (<double*>s.dbeta)[c] = 0
+    return 0
+
+
 cdef int bn_step_backward(void* state, const void* dy, const void* x, const void* y, void* dx,
                           int n_threads) noexcept nogil:
     cdef NormState* s = <NormState*>state
+    if s.base.n == 0:
+        return norm_grads_of_no_rows(s)
     if s.base.typenum == cnp.NPY_FLOAT:
         return bn_backward_impl[float](<const float*>dy, <const float*>x,
                                        <const float*>y if s.relu else NULL,
@@ -641,6 +658,8 @@ cdef int ln_step_forward(void* state, const void* x, void* y, int n_threads) noe
 cdef int ln_step_backward(void* state, const void* dy, const void* x, const void* y, void* dx,
                           int n_threads) noexcept nogil:
     cdef NormState* s = <NormState*>state
+    if s.base.n == 0:
+        return norm_grads_of_no_rows(s)
     if s.base.typenum == cnp.NPY_FLOAT:
         return ln_backward_impl[float](<const float*>dy, <const float*>x, <float*>dx,
                                        <float*>s.gamma, s.save_mean, s.save_invstd,
@@ -658,8 +677,8 @@ cdef class _NormStep:
 
     cdef void _init(self, Py_ssize_t n, Py_ssize_t width, gamma, beta, dgamma, dbeta,
                     save_mean, save_invstd, Py_ssize_t n_stats, int typenum) except *:
-        if n < 1 or width < 1:
-            raise ValueError("n and width must be >= 1")
+        if n < 0 or width < 1:
+            raise ValueError("n must be >= 0 and width >= 1")
         if (gamma is None) != (beta is None) or (gamma is None) != (dgamma is None) or \
                 (gamma is None) != (dbeta is None):
             raise ValueError("gamma, beta, dgamma and dbeta: all or none")

@@ -51,10 +51,12 @@ def build(draw):
     kind = draw(st.sampled_from(["linear_forward", "linear_backward", "act_forward",
                                  "act_backward", "softmax", "ce_index", "ce_proba", "mse",
                                  "sgd", "adam", "model_step", "act2", "loss2", "ce_options",
-                                 "batch_norm", "layer_norm", "dropout"]))
+                                 "batch_norm", "layer_norm", "dropout", "plan_step"]))
     dt = np.dtype(draw(st.sampled_from(FLOATS)))
     if kind == "model_step":
         return _model_step(draw, dt)
+    if kind == "plan_step":
+        return _plan_step(draw, dt)
     if kind in ROUND2:
         return ROUND2[kind](draw, dt)
     if kind == "linear_forward":
@@ -274,6 +276,49 @@ def _model_step(draw, dt):
         _close(result, want)
 
     return Case("model_step", (x, t), {}, [("args", 0), ("args", 1)], check, fn=step)
+
+
+def _plan_step(draw, dt):
+    """A forward and backward through a Sequential of round 2's layers (its one-call
+    plan, warmed up on a valid batch), checked against the same model run layer by
+    layer (a twin forced off the plan), which must give the same results."""
+    width = draw(st.integers(1, 6))
+    layers, kinds = [], draw(st.lists(st.sampled_from(
+        ["linear", "bn", "relu", "dropout", "ln", "gelu", "leaky", "softplus"]), min_size=1,
+        max_size=5))
+    for i, kind in enumerate(kinds + ["linear"]):
+        if kind == "linear":
+            out = draw(st.integers(1, 6))
+            act = draw(st.sampled_from(ACTS + ["gelu", "silu", "elu"]))
+            layers.append(nn.Linear(width, out, activation=act, dtype=dt, seed=i))
+            width = out
+        else:
+            layers.append({"bn": lambda: nn.BatchNorm1d(width, dtype=dt), "relu": nn.ReLU,
+                           "dropout": lambda: nn.Dropout(0.4, seed=i),
+                           "ln": lambda: nn.LayerNorm(width, dtype=dt), "gelu": nn.GELU,
+                           "leaky": lambda: nn.LeakyReLU(-0.1),
+                           "softplus": lambda: nn.Softplus(2.0)}[kind]())
+    model = nn.Sequential(*layers)
+    training = draw(st.booleans())
+    model.train(training)
+    n = draw(st.integers(2 if training else 0, 6))
+    x = _array(draw, (n, model._in_features), dt)
+    twin = __import__("pickle").loads(__import__("pickle").dumps(model))
+    twin._in_features = None   # layer by layer
+
+    def step_of(m):
+        def step(x):
+            out = m(x).copy()
+            return out, m.backward(np.ones(out.shape, dt), need_dx=True).copy()
+        return step
+
+    step_of(model)(x)
+    step_of(twin)(x)
+
+    def check(result, args, kwargs):
+        _close(result, step_of(twin)(args[0]))
+
+    return Case("plan_step", (x,), {}, [("args", 0)], check, fn=step_of(model))
 
 
 def _ref(arrays):
