@@ -29,8 +29,10 @@ from ._optim import adam_step, adamw_step, rmsprop_step, sgd_step
 from ._linear import _ChainPlan  # noqa: F401,E402
 from ._linear import _Activation2Step, _BatchNormStep, _DropoutStep, _LayerNormStep  # noqa: F401,E402
 from ._dropout import _mask_params as _dropout_mask_params  # noqa: F401,E402
+from ._activation import _activation2_args  # noqa: F401,E402
 from ._loss import _softmax_ce_into  # noqa: F401,E402
-from ._norm import _batch_norm_relu_backward_into, _batch_norm_relu_into  # noqa: F401,E402
+from ._norm import (_batch_norm_relu_backward_into, _batch_norm_relu_into,  # noqa: F401,E402
+                    _check_batch_norm_rows)
 from ._optim import (_adam_update, _add_l2, _rmsprop_update, _scale, _sgd_update,  # noqa: F401,E402
                      _sq_norm)
 

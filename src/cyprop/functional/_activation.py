@@ -134,7 +134,28 @@ def tanh_backward(dy, y, *, out=None):
 # ---------------------------------------------------------------------------
 # The activations with parameters. Their backward takes the pre-activation x
 # (leaky_relu's takes x, or y when negative_slope >= 0: the signs agree).
-def _act2_forward(act, x, out, a=0.0, b=0.0):
+def _activation2_args(name, *, negative_slope=0.01, alpha=1.0, approximate="none", beta=1.0,
+                      threshold=20.0):
+    """(kernel code, a, b) of the activation ``name`` with its parameters, validated:
+    what ``_activations.activation2_*`` take (also for cyprop.nn's layers)."""
+    if name == "leaky_relu":
+        return 4, check_real("negative_slope", negative_slope), 0.0
+    if name == "elu":
+        return 5, check_real("alpha", alpha), 0.0
+    if name == "gelu":
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        return (6 if approximate == "none" else 7), 0.0, 0.0
+    if name == "silu":
+        return 8, 0.0, 0.0
+    if name == "softplus":
+        return (9, check_real("beta", beta, low=0.0, low_open=True),
+                check_real("threshold", threshold))
+    raise ValueError(f"no activation with parameters is called {name!r}")
+
+
+def _act2_forward(args, x, out):
+    act, a, b = args
     dtype = call_dtype(("x", x), ("out", out))
     x = as_float_array("x", x, dtype)
     y = _output("out", out, x.shape, dtype, (("x", x),), alias_ok=("x",))
@@ -142,7 +163,8 @@ def _act2_forward(act, x, out, a=0.0, b=0.0):
     return y
 
 
-def _act2_backward(act, dy, v, out, a=0.0, b=0.0, vname="x"):
+def _act2_backward(args, dy, v, out, vname="x"):
+    act, a, b = args
     dtype = call_dtype(("dy", dy), (vname, v), ("out", out))
     dy = as_float_array("dy", dy, dtype)
     v = as_float_array(vname, v, dtype)
@@ -168,8 +190,7 @@ def leaky_relu_forward(x, *, negative_slope=0.01, out=None):
     -------
     y : ndarray
     """
-    slope = check_real("negative_slope", negative_slope)
-    return _act2_forward(4, x, out, slope)
+    return _act2_forward(_activation2_args("leaky_relu", negative_slope=negative_slope), x, out)
 
 
 def leaky_relu_backward(dy, x_or_y, *, negative_slope=0.01, out=None):
@@ -189,8 +210,8 @@ def leaky_relu_backward(dy, x_or_y, *, negative_slope=0.01, out=None):
     -------
     dx : ndarray
     """
-    slope = check_real("negative_slope", negative_slope)
-    return _act2_backward(4, dy, x_or_y, out, slope, vname="x_or_y")
+    return _act2_backward(_activation2_args("leaky_relu", negative_slope=negative_slope), dy,
+                          x_or_y, out, vname="x_or_y")
 
 
 def elu_forward(x, *, alpha=1.0, out=None):
@@ -207,7 +228,7 @@ def elu_forward(x, *, alpha=1.0, out=None):
     -------
     y : ndarray
     """
-    return _act2_forward(5, x, out, check_real("alpha", alpha))
+    return _act2_forward(_activation2_args("elu", alpha=alpha), x, out)
 
 
 def elu_backward(dy, x, *, alpha=1.0, out=None):
@@ -226,13 +247,7 @@ def elu_backward(dy, x, *, alpha=1.0, out=None):
     -------
     dx : ndarray
     """
-    return _act2_backward(5, dy, x, out, check_real("alpha", alpha))
-
-
-def _gelu_code(approximate):
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return 6 if approximate == "none" else 7
+    return _act2_backward(_activation2_args("elu", alpha=alpha), dy, x, out)
 
 
 def gelu_forward(x, *, approximate="none", out=None):
@@ -253,7 +268,7 @@ def gelu_forward(x, *, approximate="none", out=None):
     -------
     y : ndarray
     """
-    return _act2_forward(_gelu_code(approximate), x, out)
+    return _act2_forward(_activation2_args("gelu", approximate=approximate), x, out)
 
 
 def gelu_backward(dy, x, *, approximate="none", out=None):
@@ -272,7 +287,7 @@ def gelu_backward(dy, x, *, approximate="none", out=None):
     -------
     dx : ndarray
     """
-    return _act2_backward(_gelu_code(approximate), dy, x, out)
+    return _act2_backward(_activation2_args("gelu", approximate=approximate), dy, x, out)
 
 
 def silu_forward(x, *, out=None):
@@ -288,7 +303,7 @@ def silu_forward(x, *, out=None):
     -------
     y : ndarray
     """
-    return _act2_forward(8, x, out)
+    return _act2_forward(_activation2_args("silu"), x, out)
 
 
 def silu_backward(dy, x, *, out=None):
@@ -306,11 +321,7 @@ def silu_backward(dy, x, *, out=None):
     -------
     dx : ndarray
     """
-    return _act2_backward(8, dy, x, out)
-
-
-def _softplus_params(beta, threshold):
-    return (check_real("beta", beta, low=0.0, low_open=True), check_real("threshold", threshold))
+    return _act2_backward(_activation2_args("silu"), dy, x, out)
 
 
 def softplus_forward(x, *, beta=1.0, threshold=20.0, out=None):
@@ -331,7 +342,7 @@ def softplus_forward(x, *, beta=1.0, threshold=20.0, out=None):
     -------
     y : ndarray
     """
-    return _act2_forward(9, x, out, *_softplus_params(beta, threshold))
+    return _act2_forward(_activation2_args("softplus", beta=beta, threshold=threshold), x, out)
 
 
 def softplus_backward(dy, x, *, beta=1.0, threshold=20.0, out=None):
@@ -351,4 +362,5 @@ def softplus_backward(dy, x, *, beta=1.0, threshold=20.0, out=None):
     -------
     dx : ndarray
     """
-    return _act2_backward(9, dy, x, out, *_softplus_params(beta, threshold))
+    return _act2_backward(_activation2_args("softplus", beta=beta, threshold=threshold), dy, x,
+                          out)

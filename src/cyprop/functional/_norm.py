@@ -72,9 +72,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training, m
                        ("running_mean", running_mean), ("running_var", running_var), ("out", out))
     x = as_float_array("x", x, dtype, 2)
     n, c = x.shape
-    if training and n < 2:
-        raise ValueError(f"BatchNorm needs more than 1 value per channel when training, got "
-                         f"input of shape {x.shape}")
+    _check_batch_norm_rows(x.shape, training)
     gamma, beta = _affine(gamma, beta, dtype, c, "one per column")
     track = running_mean is not None or running_var is not None
     if track or not training:
@@ -233,6 +231,13 @@ def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, *, dx=None, dgamma
     return dx, dgamma, dbeta
 
 
+def _check_batch_norm_rows(shape, training):
+    """Training statistics need two rows or more (torch raises too)."""
+    if training and shape[0] < 2:
+        raise ValueError(f"BatchNorm needs more than 1 value per channel when training, got "
+                         f"input of shape {tuple(shape)}")
+
+
 def _batch_norm_relu_into(x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd,
                           training, momentum, eps):
     """``relu(batch_norm_forward(...))`` in one pass, into the caller's arrays.
@@ -240,6 +245,7 @@ def _batch_norm_relu_into(x, gamma, beta, running_mean, running_var, y, save_mea
     For cyprop.nn (a BatchNorm1d followed by a ReLU in a Sequential), whose
     arrays are its own and checked by the kernel in C.
     """
+    _check_batch_norm_rows(x.shape, training)
     track = running_mean is not None
     _norm.batch_norm_forward(x, gamma, beta, running_mean, running_var, y, save_mean,
                              save_invstd, bool(training), track, momentum, eps, _n_threads(),

@@ -87,17 +87,13 @@ class _PreActivation(Module):
     def _keeps_output(self):
         return False
 
-    def _act2(self):
-        """(kernel code, a, b): the activation as ``_activations.activation2_*`` takes it."""
-        raise NotImplementedError
-
     # In a Sequential's ChainPlan (see Sequential): the step that runs this layer
     # for batches of n rows of width features, and its settings before each forward
     def _chain_step(self, n, width, relu=False):
         return F._Activation2Step(n, width, self.dtype.name)
 
     def _sync_step(self, step, n):
-        step.set(*self._act2())
+        step.set(*F._activation2_args(self._name, **self._kwargs()))
 
     def forward(self, x):
         if not self._call_lock.acquire(False):
@@ -149,9 +145,6 @@ class LeakyReLU(_PreActivation):
     def _keeps_output(self):
         return self.negative_slope >= 0   # y has x's sign: the input need not be kept
 
-    def _act2(self):
-        return 4, check_real("negative_slope", self.negative_slope), 0.0
-
 
 class ELU(_PreActivation):
     """ELU, ``x if x > 0 else alpha * (exp(x) - 1)`` (torch's ``nn.ELU``).
@@ -170,9 +163,6 @@ class ELU(_PreActivation):
 
     def _kwargs(self):
         return {"alpha": self.alpha}
-
-    def _act2(self):
-        return 5, check_real("alpha", self.alpha), 0.0
 
 
 class GELU(_PreActivation):
@@ -195,11 +185,6 @@ class GELU(_PreActivation):
     def _kwargs(self):
         return {"approximate": self.approximate}
 
-    def _act2(self):
-        if self.approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate must be 'none' or 'tanh', got {self.approximate!r}")
-        return (6 if self.approximate == "none" else 7), 0.0, 0.0
-
 
 class SiLU(_PreActivation):
     """SiLU (swish), ``x * sigmoid(x)`` (torch's ``nn.SiLU``)."""
@@ -208,9 +193,6 @@ class SiLU(_PreActivation):
 
     def __init__(self, *, dtype=np.float32):
         super().__init__(dtype)
-
-    def _act2(self):
-        return 8, 0.0, 0.0
 
 
 class Softplus(_PreActivation):
@@ -232,7 +214,3 @@ class Softplus(_PreActivation):
 
     def _kwargs(self):
         return {"beta": self.beta, "threshold": self.threshold}
-
-    def _act2(self):
-        return (9, check_real("beta", self.beta, low=0.0, low_open=True),
-                check_real("threshold", self.threshold))

@@ -93,9 +93,7 @@ class BatchNorm1d(_Norm):
                                 self._save_invstd, relu)
 
     def _sync_step(self, step, n):
-        if self.training and n < 2:
-            raise ValueError(f"BatchNorm needs more than 1 value per channel when training, "
-                             f"got input of shape {(n, self._n)}")
+        F._check_batch_norm_rows((n, self._n), self.training)
         step.set(self.training, self.momentum, self.eps)
 
     def forward(self, x):
@@ -124,9 +122,6 @@ class BatchNorm1d(_Norm):
                 raise ValueError(f"x must have shape (N, {self._n}), got {x.shape}")
             y = self._workspace("y", x.shape)
             if relu:
-                if self.training and x.shape[0] < 2:
-                    raise ValueError(f"BatchNorm needs more than 1 value per channel when "
-                                     f"training, got input of shape {x.shape}")
                 F._batch_norm_relu_into(x, self._gamma, self._beta, self._running_mean,
                                         self._running_var, y, self._save_mean,
                                         self._save_invstd, self.training, self.momentum,
