@@ -92,14 +92,19 @@ class Sequential(Module):
         steps, i, layers = [], 0, self.layers
         while i < len(layers):
             layer = layers[i]
-            if (type(layer) is BatchNorm1d and i + 1 < len(layers)
-                    and type(layers[i + 1]) is ReLU):
+            if self._fuses_relu(i):
                 steps.append((layer._forward_relu, layer._backward_relu))
                 i += 2
             else:
                 steps.append((layer.forward, layer.backward))
                 i += 1
         return steps
+
+    def _fuses_relu(self, i):
+        """Whether layer i is a BatchNorm1d whose following ReLU runs inside it."""
+        layers = self.layers
+        return type(layers[i]) is BatchNorm1d and i + 1 < len(layers) and \
+            type(layers[i + 1]) is ReLU
 
     def _chain_input_width(self):
         """Input width if the whole model can run as one ChainPlan, else None."""
@@ -158,43 +163,52 @@ class Sequential(Module):
         (plan, output, input gradient, the steps' (sync, step) pairs)."""
         plan = F._ChainPlan(n, self.dtype, 2 * len(self.layers))
         width, layers = self._in_features, self.layers
-        first_dx = y = None
-        syncs = []
+        dxs, syncs = [], []   # every op's input gradient, in order; the steps' settings
 
         def arrays(w):
             return np.empty((n, w), self.dtype), np.empty((n, w), self.dtype)
+
+        def add_step(step):
+            y, dx = arrays(width)
+            plan.add_step(step, y, dx)
+            dxs.append(dx)
+            return y
 
         i = 0
         while i < len(layers):
             layer = layers[i]
             if isinstance(layer, Linear):
                 pre_act = layer._code >= FIRST_PRE_ACTIVATION
-                y, dx = np.empty((n, layer.out_features), self.dtype), arrays(layer.in_features)[1]
+                y, dx = np.empty((n, layer.out_features), self.dtype), \
+                    np.empty((n, layer.in_features), self.dtype)
                 delta = np.empty_like(y) if layer._code and not pre_act else None
                 plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
                                 0 if pre_act else layer._code)
+                dxs.append(dx)
                 width = layer.out_features
                 if pre_act:   # GEMM into the pre-activation, then the activation's own pass
                     step = F._Activation2Step(n, width, self.dtype.name)
                     step.set(layer._code, *ACTIVATION_PARAMS.get(layer._code, (0.0, 0.0)))
-                    first_dx = dx if first_dx is None else first_dx
-                    y, dx = arrays(width)
-                    plan.add_step(step, y, dx)
+                    y = add_step(step)
             elif type(layer) in _PLAN_OPS:
                 y, dx = arrays(width)
                 plan.add_activation(y, dx, layer._code)
+                dxs.append(dx)
             else:
-                relu = (type(layer) is BatchNorm1d and i + 1 < len(layers)
-                        and type(layers[i + 1]) is ReLU)
+                relu = self._fuses_relu(i)
                 step = layer._chain_step(n, width, relu)
                 layer._sync_step(step, n)   # settings now, so that the step can be used
                 syncs.append((layer._sync_step, step))
-                y, dx = arrays(width)
-                plan.add_step(step, y, dx)
+                y = add_step(step)
                 i += relu   # the ReLU runs inside the step
-            first_dx = dx if first_dx is None else first_dx
             i += 1
-        return plan, y, first_dx, syncs
+        return plan, y, dxs[0], syncs
+
+    @staticmethod
+    def _sync(entry, n):
+        """Give a plan's steps their layers' mode and settings, as they are now."""
+        for sync, step in entry[3]:
+            sync(step, n)
 
     def forward(self, x):
         """Run the layers in order; returns the last layer's output workspace."""
@@ -211,15 +225,13 @@ class Sequential(Module):
             # size seen before (the plan checks it in C and declines anything else)
             entry = self._plans.get(x.shape[0]) if type(x) is np.ndarray and x.ndim == 2 else None
             if entry is not None:
-                for sync, step in entry[3]:   # the layers' mode and settings, read now
-                    sync(step, x.shape[0])
+                self._sync(entry, x.shape[0])
             if entry is None or not entry[0].forward(x, n_threads, False):
                 x = self._input(x)
                 if x.ndim != 2 or x.shape[1] != self._in_features:
                     raise ValueError(f"x must have shape (N, {self._in_features}), got {x.shape}")
-                entry = self._plan(x.shape[0])
-                for sync, step in entry[3]:
-                    sync(step, x.shape[0])
+                entry = self._plan(x.shape[0])   # perhaps not the one synced above
+                self._sync(entry, x.shape[0])
                 entry[0].forward(x, n_threads)
             self._last = entry
             return entry[1]
