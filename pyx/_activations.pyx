@@ -16,7 +16,7 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
-from _step cimport ChainStep
+from _step cimport ChainStep, step_init
 from _numerics cimport (ACT_BLOCK, parallel_activation_forward, parallel_activation_backward)
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
@@ -206,12 +206,9 @@ cdef class Activation2Step:
     cdef Act2State st
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype):
-        if dtype not in ("float32", "float64") or n < 0 or width < 1:
-            raise ValueError("Activation2Step: n >= 0, width >= 1 and dtype float32 or float64")
+        step_init(&self.st.base, n, width, dtype, "Activation2Step")
         self.st.base.forward = act2_step_forward
         self.st.base.backward = act2_step_backward
-        self.st.base.n, self.st.base.width = n, width
-        self.st.base.typenum = cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE
         self.st.act = -1
 
     def set(self, int act, double a, double b):

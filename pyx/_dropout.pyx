@@ -19,7 +19,7 @@ cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
 from _numerics cimport ACT_BLOCK
-from _step cimport ChainStep
+from _step cimport ChainStep, step_init
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
 
@@ -106,7 +106,6 @@ cdef struct DropoutState:
     uint64_t* counter      # the layer's step: read, and advanced by each masked forward
     double scale
     bint active            # training and p > 0: the next forward draws a mask
-    bint fwd_masked        # the last forward drew one (else it was an identity)
 
 
 cdef int dropout_step_run(DropoutState* s, const floating* src, floating* dst, uint64_t step,
@@ -117,7 +116,6 @@ cdef int dropout_step_run(DropoutState* s, const floating* src, floating* dst, u
 
 cdef int dropout_step_forward(void* state, const void* x, void* y, int n_threads) noexcept nogil:
     cdef DropoutState* s = <DropoutState*>state
-    s.fwd_masked = s.active
     if not s.active:
         return 1
     s.mask_step = s.counter[0]
@@ -150,15 +148,12 @@ cdef class DropoutStep:
     cdef object counter
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype, counter):
-        typenum = cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE
-        if dtype not in ("float32", "float64") or n < 0 or width < 1:
-            raise ValueError("DropoutStep: n >= 0, width >= 1 and dtype float32 or float64")
+        step_init(&self.st.base, n, width, dtype, "DropoutStep")
         self.st.counter = <uint64_t*>data_of(counter, cnp.NPY_UINT64, 1, True, "counter")
         self.counter = counter
         self.st.base.forward = dropout_step_forward
         self.st.base.backward = dropout_step_backward
-        self.st.base.n, self.st.base.width, self.st.base.typenum = n, width, typenum
-        self.st.active = self.st.fwd_masked = False
+        self.st.active = False
 
     def set(self, bint training, uint64_t threshold, double scale, uint64_t seed):
         """Mode and mask for the next forward (threshold 0: p = 0, an identity)."""

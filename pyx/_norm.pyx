@@ -35,7 +35,7 @@ from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
-from _step cimport ChainStep
+from _step cimport ChainStep, step_init
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
 
@@ -675,14 +675,13 @@ cdef class _NormStep:
     cdef NormState st
     cdef list keep
 
-    cdef void _init(self, Py_ssize_t n, Py_ssize_t width, gamma, beta, dgamma, dbeta,
-                    save_mean, save_invstd, Py_ssize_t n_stats, int typenum) except *:
-        if n < 0 or width < 1:
-            raise ValueError("n must be >= 0 and width >= 1")
+    cdef void _init(self, Py_ssize_t n, Py_ssize_t width, dtype, gamma, beta, dgamma, dbeta,
+                    save_mean, save_invstd, Py_ssize_t n_stats, str who) except *:
+        step_init(&self.st.base, n, width, dtype, who)
+        cdef int typenum = self.st.base.typenum
         if (gamma is None) != (beta is None) or (gamma is None) != (dgamma is None) or \
                 (gamma is None) != (dbeta is None):
             raise ValueError("gamma, beta, dgamma and dbeta: all or none")
-        self.st.base.n, self.st.base.width, self.st.base.typenum = n, width, typenum
         self.st.gamma = opt_data(gamma, typenum, width, False, "gamma")
         self.st.beta = opt_data(beta, typenum, width, False, "beta")
         self.st.dgamma = opt_data(dgamma, typenum, width, True, "dgamma")
@@ -710,7 +709,8 @@ cdef class BatchNormStep(_NormStep):
                   save_mean, save_invstd, bint relu):
         cdef int typenum = float_type(running_mean, "running_mean")
         cdef Py_ssize_t C = cnp.PyArray_SIZE(<cnp.ndarray>running_mean)
-        self._init(n, C, gamma, beta, dgamma, dbeta, save_mean, save_invstd, C, typenum)
+        self._init(n, C, running_mean.dtype, gamma, beta, dgamma, dbeta, save_mean,
+                   save_invstd, C, "BatchNormStep")
         self.st.rmean = data_of(running_mean, typenum, C, True, "running_mean")
         self.st.rvar = data_of(running_var, typenum, C, True, "running_var")
         self.keep += [running_mean, running_var]
@@ -735,10 +735,8 @@ cdef class LayerNormStep(_NormStep):
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t width, dtype, gamma, beta, dgamma, dbeta,
                   save_mean, save_invstd):
-        if dtype not in ("float32", "float64"):
-            raise TypeError("LayerNormStep: dtype must be float32 or float64")
-        self._init(n, width, gamma, beta, dgamma, dbeta, save_mean, save_invstd, n,
-                   cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE)
+        self._init(n, width, dtype, gamma, beta, dgamma, dbeta, save_mean, save_invstd, n,
+                   "LayerNormStep")
         self.st.base.forward = ln_step_forward
         self.st.base.backward = ln_step_backward
         self.st.eps = 1e-5

@@ -18,6 +18,7 @@
 #       written). Returns 0 or -1 as forward.
 #
 # Inline only: no module behind it.
+cimport numpy as cnp
 
 ctypedef int (*step_forward_t)(void* state, const void* x, void* y,
                                int n_threads) noexcept nogil
@@ -29,3 +30,16 @@ cdef struct ChainStep:
     step_backward_t backward
     Py_ssize_t n, width      # rows and features of the step's input and output
     int typenum              # NPY_FLOAT or NPY_DOUBLE
+
+
+cdef inline int step_init(ChainStep* s, Py_ssize_t n, Py_ssize_t width, object dtype,
+                          str who) except -1:
+    """Check and fill a step's header: n >= 0 rows, width >= 1, dtype float32 or
+    float64 (a name or a numpy dtype); the functions are the caller's to set."""
+    if dtype != "float32" and dtype != "float64":
+        raise TypeError(f"{who}: dtype must be float32 or float64, got {dtype!r}")
+    if n < 0 or width < 1:
+        raise ValueError(f"{who}: n must be >= 0 and width >= 1, got n={n}, width={width}")
+    s.n, s.width = n, width
+    s.typenum = cnp.NPY_FLOAT if dtype == "float32" else cnp.NPY_DOUBLE
+    return 0
