@@ -12,6 +12,7 @@ raise.
 
 Usage: python fuzz_worker.py N_EXAMPLES
 """
+import pickle
 import sys
 
 import numpy as np
@@ -303,7 +304,7 @@ def _plan_step(draw, dt):
     model.train(training)
     n = draw(st.integers(2 if training else 0, 6))
     x = _array(draw, (n, model._in_features), dt)
-    twin = __import__("pickle").loads(__import__("pickle").dumps(model))
+    twin = pickle.loads(pickle.dumps(model))
     twin._in_features = None   # layer by layer
 
     def step_of(m):
