@@ -4,8 +4,8 @@ Design
 ------
 Shapes (row-major): x (N, in), W (in, out), b (out,), y (N, out).
 
-Forward:  y starts as rows of b; one GEMM (BLAS ``?gemm`` from
-          ``scipy.linalg.cython_blas``) adds x @ W to it (beta = 1, so BLAS
+Forward:  y starts as rows of b; one GEMM (BLAS ``?gemm``, see "Which
+          BLAS" below) adds x @ W to it (beta = 1, so BLAS
           does not zero y first), then one pass over y's rows applies act.
 Backward: delta = dy * act'(y) (act' written in the forward output y), one
           chunk of DB_CHUNK rows at a time, each chunk's rows summed into the
@@ -27,6 +27,14 @@ to one thread for a while (``_team.h``).
 sums added serially in order. So is ``dW`` of a narrow layer, whose output is
 too small to cut: its batch is cut into fixed chunks (``dw_k_chunks``).
 
+Which BLAS: the kernels call ?gemm/?gemv through the function pointers
+``blas_sgemm`` ... ``blas_dgemv``. They start as ``scipy.linalg.cython_blas``'s
+and ``cyprop._blas`` points them, at import, at the OpenBLAS of the
+``scipy-openblas32`` package when it is installed (newer than SciPy's bundled
+build, and faster in float32; ``CYPROP_BLAS=scipy`` keeps SciPy's). Both are
+OpenBLAS builds with the same interface; the thread hooks below follow the
+choice.
+
 Row-major GEMM through a column-major BLAS: a row-major (r, c) buffer is the
 column-major (c, r) transpose, so C = op(A) op(B) is computed as
 C^T = op(B)^T op(A)^T, i.e. gemm(tB, tA, N, M, K, B, A).
@@ -36,7 +44,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+from scipy.linalg cimport cython_blas
 cimport numpy as cnp
 
 from _arrays cimport data_of, fits, float_type
@@ -60,6 +68,46 @@ cdef Py_ssize_t MIN_PARALLEL = 32768   # elements below which one thread is fast
 cdef int GEMV_MAX_SIDE = 3
 
 
+# --- The BLAS functions --------------------------------------------------------
+# Fortran-interface ?gemm/?gemv (all arguments by pointer), as cython_blas and
+# every OpenBLAS/MKL build export them. Swapped only at import (set_blas_functions)
+# or by a benchmark with no kernel running.
+ctypedef void (*sgemm_t)(char*, char*, int*, int*, int*, float*, float*, int*, float*, int*,
+                         float*, float*, int*) noexcept nogil
+ctypedef void (*dgemm_t)(char*, char*, int*, int*, int*, double*, double*, int*, double*, int*,
+                         double*, double*, int*) noexcept nogil
+ctypedef void (*sgemv_t)(char*, int*, int*, float*, float*, int*, float*, int*, float*, float*,
+                         int*) noexcept nogil
+ctypedef void (*dgemv_t)(char*, int*, int*, double*, double*, int*, double*, int*, double*,
+                         double*, int*) noexcept nogil
+cdef sgemm_t blas_sgemm = cython_blas.sgemm
+cdef dgemm_t blas_dgemm = cython_blas.dgemm
+cdef sgemv_t blas_sgemv = cython_blas.sgemv
+cdef dgemv_t blas_dgemv = cython_blas.dgemv
+
+
+def set_blas_functions(size_t sgemm_address=0, size_t dgemm_address=0,
+                       size_t sgemv_address=0, size_t dgemv_address=0):
+    """Point the kernels' ?gemm/?gemv at these addresses (all 0: scipy.linalg.cython_blas).
+
+    The addresses are of Fortran-interface ``sgemm_``, ``dgemm_``, ``sgemv_``
+    and ``dgemv_`` functions of one library (cyprop._blas finds them). Not to
+    be called while a kernel runs.
+    """
+    global blas_sgemm, blas_dgemm, blas_sgemv, blas_dgemv
+    addresses = (sgemm_address, dgemm_address, sgemv_address, dgemv_address)
+    if all(a == 0 for a in addresses):
+        blas_sgemm, blas_dgemm = cython_blas.sgemm, cython_blas.dgemm
+        blas_sgemv, blas_dgemv = cython_blas.sgemv, cython_blas.dgemv
+        return
+    if any(a == 0 for a in addresses):
+        raise ValueError("set_blas_functions: give all four addresses, or none")
+    blas_sgemm = <sgemm_t>sgemm_address
+    blas_dgemm = <dgemm_t>dgemm_address
+    blas_sgemv = <sgemv_t>sgemv_address
+    blas_dgemv = <dgemv_t>dgemv_address
+
+
 cdef inline void gemv_rowmajor(bint trans, int rows, int cols, floating alpha,
                                const floating* A, int lda, const floating* v, int inc_v,
                                floating beta, floating* out, int inc_out) noexcept nogil:
@@ -73,9 +121,9 @@ cdef inline void gemv_rowmajor(bint trans, int rows, int cols, floating alpha,
     cdef int m = rows if trans else cols
     cdef int n = cols if trans else rows
     if floating is float:
-        sgemv(&t, &m, &n, &alpha, <float*>A, &lda, <float*>v, &inc_v, &beta, out, &inc_out)
+        blas_sgemv(&t, &m, &n, &alpha, <float*>A, &lda, <float*>v, &inc_v, &beta, out, &inc_out)
     else:
-        dgemv(&t, &m, &n, &alpha, <double*>A, &lda, <double*>v, &inc_v, &beta, out, &inc_out)
+        blas_dgemv(&t, &m, &n, &alpha, <double*>A, &lda, <double*>v, &inc_v, &beta, out, &inc_out)
 
 
 cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int M, int N, int K,
@@ -105,10 +153,10 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int M, int N, int K,
                           beta, C + i * ldc, 1)
         return
     if floating is float:
-        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda,
+        blas_sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda,
               &beta, C, &ldc)
     else:
-        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda,
+        blas_dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda,
               &beta, C, &ldc)
 
 
@@ -875,3 +923,44 @@ cdef class ChainPlan:
         if rc != 0:
             raise MemoryError("ChainPlan.backward: a step could not allocate its workspace")
         return True
+
+
+def _products(list products, int n_threads):
+    """Run out = op(a) @ op(b) for each (a, b, out, trans_a, trans_b): the bench's GEMM floor.
+
+    The products alone, through the kernels' own BLAS and blocking
+    (``parallel_gemm``), with none of the layers' epilogues: what a training
+    step of these shapes cannot go below. ``a``/``b`` are the stored
+    C-contiguous arrays ((K, M) when ``trans_a``), ``out`` (M, N); one float
+    dtype; checked here (bench-only, but never unchecked).
+    """
+    cdef Py_ssize_t M, N, K, ka, kb
+    cdef int typenum, saved
+    cdef void *pa
+    cdef void *pb
+    cdef void *pc
+    cdef bint ta, tb
+    for a, b, out, trans_a, trans_b in products:
+        typenum = float_type(a, "a")
+        ta, tb = trans_a, trans_b
+        if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
+            raise ValueError("_products: a, b and out must be 2-D")
+        M, ka = (a.shape[1], a.shape[0]) if ta else (a.shape[0], a.shape[1])
+        kb, N = (b.shape[1], b.shape[0]) if tb else (b.shape[0], b.shape[1])
+        if ka != kb or out.shape[0] != M or out.shape[1] != N:
+            raise ValueError(f"_products: shapes {a.shape} {b.shape} -> {out.shape} do not match")
+        K = ka
+        pa = data_of(a, typenum, M * K, False, "a")
+        pb = data_of(b, typenum, K * N, False, "b")
+        pc = data_of(out, typenum, M * N, True, "out")
+        with nogil:
+            saved = blas_single_thread_enter()
+            if typenum == cnp.NPY_FLOAT:
+                parallel_gemm[float](ta, tb, M, N, K, <float*>pa, <int>(M if ta else K),
+                                     <float*>pb, <int>(K if tb else N), <float*>pc, <int>N,
+                                     n_threads)
+            else:
+                parallel_gemm[double](ta, tb, M, N, K, <double*>pa, <int>(M if ta else K),
+                                      <double*>pb, <int>(K if tb else N), <double*>pc, <int>N,
+                                      n_threads)
+            blas_threads_restore(saved)

@@ -397,6 +397,9 @@ typedef float cp_v4sf __attribute__((vector_size(16)));
 #define CP_VMAX_f64_base(acc, v) CP_VMAX(cp_v4df, cp_v4di, acc, v)
 #define CP_VMAX_f32_avx2(acc, v) ((acc) = (cp_v8sf)_mm256_max_ps((__m256)(v), (__m256)(acc)))
 #define CP_VMAX_f64_avx2(acc, v) ((acc) = (cp_v4df)_mm256_max_pd((__m256d)(v), (__m256d)(acc)))
+/* the AVX-512 copy of the spans (unused for the row max, which stays AVX2) */
+#define CP_VMAX_f32_avx512 CP_VMAX_f32_avx2
+#define CP_VMAX_f64_avx512 CP_VMAX_f64_avx2
 #define CP_ROW_MAX(T, NAME, VT, L, SFX, ATTR)                                          \
 ATTR static T cp_row_max_##NAME##SFX(const T *z, ptrdiff_t n)                          \
 {                                                                                      \

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import cyprop
 from cyprop import bench
 
 
@@ -184,3 +185,23 @@ def test_tabular_numpy_peer_computes_the_same_steps():
         theirs()
     for a, b in zip(ours.weights(), theirs.weights()):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_compare_blas_times_each_library(monkeypatch, capsys, tmp_path):
+    """--compare-blas: a row per MLP, dtype and thread count with each library's step and products."""
+    pytest.importorskip("scipy_openblas32")
+    monkeypatch.setattr(bench, "MLPS", [("mlp 6-9-3", (6, 9, 3), 5)])
+    before = cyprop.blas_info()["name"]
+    out_json = tmp_path / "blas.json"
+    assert bench.main(["--compare-blas", "--dtype", "float64", "--threads", "1,2",
+                       "--repeats", "1", "--target", "0.0001", "--settle", "0",
+                       "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "step mlp 6-9-3 b5" in out and "prod scipy" in out
+    rows = json.loads(out_json.read_text())
+    assert [r["threads"] for r in rows] == [1, 2]
+    for r in rows:
+        assert set(r["blas"]) == {f"{k} {b}" for k in ("step", "products")
+                                  for b in ("scipy-openblas32", "scipy")}
+        assert all(t > 0 for t in r["blas"].values())
+    assert cyprop.blas_info()["name"] == before  # restored

@@ -9,15 +9,17 @@ BLAS) under a NumPy-friendly API:
 * :mod:`cyprop.nn` - layers, ``Sequential`` and losses;
 * :mod:`cyprop.optim` - SGD and Adam;
 * thread control: :func:`set_num_threads`, :func:`get_num_threads`,
-  :func:`threads`, :func:`openmp_enabled`;
+  :func:`threads`, :func:`openmp_enabled`; :func:`blas_info` (which BLAS the
+  GEMMs call);
 * :func:`load` for models saved with ``Sequential.save``;
 * :mod:`cyprop.sklearn` - scikit-learn estimators (needs scikit-learn).
 """
 from . import functional, nn, optim, reference
+from ._blas import blas_info
 from ._threads import get_num_threads, openmp_enabled, set_num_threads, threads
 from .nn import load
 
 __version__ = "0.1.0"
 
 __all__ = ["functional", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
-           "threads", "openmp_enabled", "load", "__version__"]
+           "threads", "openmp_enabled", "blas_info", "load", "__version__"]

@@ -5,22 +5,21 @@ BLAS thread pools (through threadpoolctl), so that the two never add up to
 more threads than the user asked for. The default is OpenMP's own default,
 which honours ``OMP_NUM_THREADS`` and otherwise uses every usable core.
 
-Inside cyprop's own GEMMs the BLAS behind ``scipy.linalg.cython_blas`` runs
+Inside cyprop's own GEMMs the BLAS (chosen in ``cyprop._blas``) runs
 single-threaded and cyprop splits each GEMM over its OpenMP threads in blocks
 that depend only on the shapes (see ``pyx/_linear.pyx``): results are then
 identical for any thread count, and only one thread pool is ever busy. For
 that, the kernels get the address of that BLAS's get/set-num-threads
-functions, found here with threadpoolctl. Changing the BLAS thread count is a
+functions, found by ``cyprop._blas``. Changing the BLAS thread count is a
 process-wide setting: while a cyprop GEMM runs, another thread's calls into
 the same BLAS library run single-threaded too.
 """
 import contextlib
-import ctypes
 import os
 
-from threadpoolctl import ThreadpoolController, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-from . import _linear
+from . import _blas  # noqa: F401  (points the kernels at their BLAS before any runs)
 from ._openmp import openmp_enabled, openmp_max_threads
 from ._validation import check_positive_int
 
@@ -103,43 +102,3 @@ def threads(n):
     finally:
         _n_threads = previous
         limiter.restore_original_limits()
-
-
-
-def _find_openblas_thread_functions():
-    """Addresses of (get, set) num-threads of the OpenBLAS scipy's cython_blas uses, or None.
-
-    SciPy wheels bundle their own OpenBLAS (in ``scipy.libs`` or
-    ``scipy/.dylibs``); elsewhere scipy and numpy may share one system
-    OpenBLAS, which is then the one to use if it is the only one loaded.
-    """
-    import scipy
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
-
-    scipy_root = os.path.dirname(os.path.realpath(scipy.__file__))
-    libs = [c for c in ThreadpoolController().lib_controllers if c.internal_api == "openblas"]
-    ours = [c for c in libs if os.path.realpath(c.filepath).startswith(scipy_root)]
-    candidates = ours or (libs if len(libs) == 1 else [])
-    if len(candidates) != 1:
-        return None
-    lib = ctypes.CDLL(candidates[0].filepath)
-    for prefix in ("scipy_", ""):
-        for suffix in ("", "64_"):
-            try:
-                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
-                set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
-            except AttributeError:
-                continue
-            return (ctypes.cast(get, ctypes.c_void_p).value,
-                    ctypes.cast(set_, ctypes.c_void_p).value)
-    return None
-
-
-_blas_hooks = _find_openblas_thread_functions()
-if _blas_hooks is not None:
-    _linear.set_blas_thread_hooks(*_blas_hooks)
-
-
-def blas_deterministic():
-    """True if cyprop controls its BLAS's threads (GEMMs independent of thread count)."""
-    return _blas_hooks is not None

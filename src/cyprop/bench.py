@@ -6,8 +6,10 @@ is the median of repeats, so the ratios are comparable even on a noisy
 machine. PyTorch and JAX are used when installed. For the training steps big
 enough to be bound by their matrix products the table also gives the time the
 same GEMMs take alone in ``numpy.matmul`` in the same run (the machine's limit
-for that step) and in ``scipy.linalg.blas`` (the limit for cyprop, whose
-kernels call SciPy's BLAS: its own OpenBLAS build, not always as fast). For
+for that step) and through the BLAS and GEMM blocking cyprop's kernels use
+(the limit for cyprop: ``cyprop.blas_info()`` names that BLAS, which is not
+NumPy's). ``--compare-blas`` times cyprop's steps and their products with
+each BLAS cyprop can call (scipy-openblas32's, SciPy's), interleaved. For
 each kernel it gives the time a NumPy loop that computes next to nothing takes
 on the same bytes (``stream``: ``out = -x``, or ``out = dy * y`` for the
 backward passes, which read two arrays): a kernel near it is bound by memory.
@@ -44,6 +46,10 @@ MLPS = [  # (name, layer sizes, batch)
     ("mlp 64-128-128-10", (64, 128, 128, 10), 128),
     ("mlp 784-512-512-10", (784, 512, 512, 10), 1024),
     ("linear 512->10000", (512, 10000), 256),
+    # mid-size MLPs whose widths and batches are not powers of two
+    ("mlp 48-96-96-3", (48, 96, 96, 3), 64),
+    ("mlp 100-150-150-10", (100, 150, 150, 10), 100),
+    ("mlp 200-256-200-10", (200, 256, 200, 10), 200),
 ]
 KERNEL_SHAPE = (4096, 1024)
 CE_SHAPE = (4096, 1000)
@@ -208,26 +214,24 @@ def gemms_step(sizes, batch, dtype):
 
 
 def blas_gemms_step(sizes, batch, dtype):
-    """The step's GEMMs alone in scipy.linalg.blas: the BLAS cyprop's kernels call.
+    """The step's GEMMs alone through the BLAS and the GEMM blocking cyprop's kernels use.
 
-    SciPy's wheels bring their own OpenBLAS build, which can be slower than
-    NumPy's: this is the limit for cyprop's step, ``gemms_step`` the machine's.
+    ``cyprop.blas_info()`` names that BLAS (scipy-openblas32's OpenBLAS, or
+    SciPy's with ``CYPROP_BLAS=scipy``); the products run at cyprop's thread
+    count, in the kernels' fixed blocks. This is the limit for cyprop's step,
+    ``gemms_step`` the machine's.
     """
-    from scipy.linalg import blas
-    gemm = blas.sgemm if np.dtype(dtype) == np.float32 else blas.dgemm
-    calls = []
+    from cyprop import _linear
+    products = []
     for a, b, out in _gemm_products(sizes, batch, dtype):
-        # row-major out = a @ b is column-major out^T = b^T @ a^T; an operand
-        # that is not Fortran-ordered is passed as its transpose (which is),
-        # with the trans flag set, so that f2py copies nothing
-        (A, trans_a), (B, trans_b) = [(m, 0) if m.flags.f_contiguous else (m.T, 1)
-                                      for m in (b.T, a.T)]
-        calls.append((A, B, trans_a, trans_b, out.T))
+        # an operand that is not C-ordered is the transpose of one that is
+        (A, trans_a), (B, trans_b) = [(m, False) if m.flags.c_contiguous else (m.T, True)
+                                      for m in (a, b)]
+        products.append((A, B, out, trans_a, trans_b))
 
     def step():
-        for A, B, trans_a, trans_b, c in calls:
-            gemm(1.0, A, B, trans_a=trans_a, trans_b=trans_b, c=c, overwrite_c=True)
-    step.outputs = [c.T for *_, c in calls]
+        _linear._products(products, cyprop.get_num_threads())
+    step.outputs = [out for _, _, out, _, _ in products]
     return step
 
 
@@ -667,6 +671,68 @@ def under_load(dtypes, most, repeats, target, settle):
     return results
 
 
+def compare_blas(dtypes, threads, repeats, target, settle):
+    """cyprop's training steps and their products with each BLAS cyprop can call, interleaved.
+
+    One row per MLP, dtype and thread count: the step and its products
+    (``blas_gemms_step``) with scipy-openblas32's OpenBLAS and with SciPy's
+    (``scipy.linalg.cython_blas``), switched around each sample. The kernels'
+    back-off to one thread (``pyx/_team.h``) is held off, so that a busy
+    moment of the machine does not pass for a slower BLAS.
+    """
+    from cyprop import _blas
+    backends = ("scipy-openblas32", "scipy")
+    try:
+        with _blas._using("scipy-openblas32"):
+            pass
+    except ImportError:
+        return []
+    results = []
+    for dtype in dtypes:
+        for name, sizes, batch in MLPS:
+            step, products = cyprop_step(sizes, batch, dtype), blas_gemms_step(sizes, batch, dtype)
+            for n in threads:
+                steps, contexts = {}, {}
+                for b in backends:
+                    for kind, f in (("step", step), ("products", products)):
+                        steps[kind, b] = f
+                        contexts[kind, b] = (lambda b=b, n=n: _stacked(_blas._using(b),
+                                                                       cyprop.threads(n)))
+                fixed = _openmp._team_fix(True)
+                try:
+                    times = measure(steps, repeats, target, settle if n > 1 else 0.0, contexts)
+                finally:
+                    _openmp._team_fix(fixed)
+                results.append({"case": f"step {name} b{batch}", "dtype": np.dtype(dtype).name,
+                                "threads": n, "blas": {f"{k} {b}": t for (k, b), t in times.items()}})
+    return results
+
+
+@contextlib.contextmanager
+def _stacked(*managers):
+    with contextlib.ExitStack() as stack:
+        for m in managers:
+            stack.enter_context(m)
+        yield
+
+
+def format_compare_blas(results):
+    """The --compare-blas table: step and products per BLAS, and the ratios."""
+    head = (f"{'case':<30} {'dtype':<8} {'thr':>3} {'step o32':>11} {'step scipy':>11} {'ratio':>6}"
+            f" {'prod o32':>11} {'prod scipy':>11} {'ratio':>6} {'step/prod':>9}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        t = r["blas"]
+        so, ss = t["step scipy-openblas32"], t["step scipy"]
+        po, ps = t["products scipy-openblas32"], t["products scipy"]
+        lines.append(f"{r['case']:<30} {r['dtype']:<8} {r['threads']:>3} {_fmt_time(so):>11}"
+                     f" {_fmt_time(ss):>11} {so / ss:6.3f} {_fmt_time(po):>11} {_fmt_time(ps):>11}"
+                     f" {po / ps:6.3f} {so / po:9.3f}")
+    lines.append("o32 = scipy-openblas32's OpenBLAS (the default), scipy = SciPy's bundled one"
+                 " (CYPROP_BLAS=scipy); ratio = o32 / scipy; step/prod with o32")
+    return "\n".join(lines)
+
+
 def _set_threads(n):
     torch = _optional("torch")
     if torch is not None:
@@ -873,7 +939,8 @@ def format_table(results):
     lines.append("ratio = cyprop time / peer time (lower is better; < 1 means cyprop is faster)")
     if "gemms" in floors:
         lines.append("GEMMs = the step's matrix products alone in numpy.matmul; BLAS = the same"
-                     " in scipy.linalg.blas, the BLAS cyprop calls")
+                     f" through the BLAS cyprop calls ({cyprop.blas_info()['name']}) in its"
+                     " GEMM blocks")
     if "stream" in floors:
         lines.append("stream = a one-thread NumPy loop on the kernel's bytes that computes next to"
                      " nothing (out = -x; out = dy * y backward): near 1 at 1 thread, memory-bound")
@@ -950,6 +1017,8 @@ def main(argv=None):
                     help="also measure the peak RSS of a training run for each peer")
     ap.add_argument("--under-load", type=int, default=0, metavar="N",
                     help="run beside N busy processes, and time cyprop at 1 and n threads there")
+    ap.add_argument("--compare-blas", action="store_true",
+                    help="time the training steps with each BLAS cyprop can call, and stop")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -969,6 +1038,13 @@ def main(argv=None):
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None)
           + (f"; under load: {args.under_load} busy processes" if args.under_load else ""))
+    if args.compare_blas:
+        rows = compare_blas(dtypes, threads, args.repeats, args.target, args.settle)
+        print(format_compare_blas(rows) if rows else "scipy-openblas32 is not installed")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
     with busy_processes(args.under_load):
         return _report(args, threads, dtypes, which)
 
