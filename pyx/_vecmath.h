@@ -698,6 +698,14 @@ ATTR static double cp_sq_diff_##NAME##SFX(const T *pred, const T *target, T *gra
     return cp_sum8(acc);                                                               \
 }
 
+/* x and y do not overlap (the callers' contract): without saying so, every store
+   to y could change x, and the loop ran scalar (1.4 ns an element in cache,
+   against 0.1 for the norm alone). */
+#if defined(_MSC_VER)
+#define CP_RESTRICT __restrict
+#else
+#define CP_RESTRICT __restrict__
+#endif
 /* The L2 penalty over a span in one pass: returns sum x^2 in float64 (16 partial
    sums added in a fixed order, as CP_SQDIFF_SPAN) and, where y is not NULL,
    adds a x to it: y = y + a x, rounded as NumPy's y += a * x (built without FMA,
@@ -708,7 +716,8 @@ ATTR static double cp_sq_diff_##NAME##SFX(const T *pred, const T *target, T *gra
         for (k = 0; k < 16; k++) STORE;                                                \
     }
 #define CP_SQNORM_SPAN(T, NAME, SFX, ATTR)                                             \
-ATTR static double cp_sq_norm_axpy_##NAME##SFX(const T *x, T *y, ptrdiff_t n, T a)     \
+ATTR static double cp_sq_norm_axpy_##NAME##SFX(const T *CP_RESTRICT x, T *CP_RESTRICT y, \
+                                               ptrdiff_t n, T a)                       \
 {                                                                                      \
     double acc[16] = {0};                                                              \
     ptrdiff_t i, k;                                                                    \
