@@ -11,15 +11,19 @@ BLAS) under a NumPy-friendly API:
 * thread control: :func:`set_num_threads`, :func:`get_num_threads`,
   :func:`threads`, :func:`openmp_enabled`; :func:`blas_info` (which BLAS the
   GEMMs call);
+* :func:`gradcheck` and :func:`gradcheck_model`: gradients against central
+  differences, for people writing their own layers;
 * :func:`load` for models saved with ``Sequential.save``;
 * :mod:`cyprop.sklearn` - scikit-learn estimators (needs scikit-learn).
 """
 from . import functional, nn, optim, reference
 from ._blas import blas_info
+from ._gradcheck import GradcheckReport, gradcheck, gradcheck_model
 from ._threads import get_num_threads, openmp_enabled, set_num_threads, threads
 from .nn import load
 
 __version__ = "0.1.0"
 
 __all__ = ["functional", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
-           "threads", "openmp_enabled", "blas_info", "load", "__version__"]
+           "threads", "openmp_enabled", "blas_info", "gradcheck", "gradcheck_model",
+           "GradcheckReport", "load", "__version__"]
