@@ -23,7 +23,7 @@ import warnings
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_linear", "_activations", "_softmax_ce", "_mse", "_losses", "_dropout", "_norm", "_optim", "_openmp"]
+KERNELS = ["_linear", "_activations", "_softmax_ce", "_mse", "_losses", "_dropout", "_norm", "_optim", "_openmp", "_rop"]
 
 _OPENMP_TEST = textwrap.dedent(
     """

@@ -299,8 +299,8 @@ cdef inline void gemm_block(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t
 
 cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                         const floating* A, int lda, const floating* B, int ldb,
-                        floating* C, int ldc, int n_threads) noexcept nogil:
-    """C (M, N) = op(A) @ op(B) in fixed blocks over our threads (BLAS single-threaded)."""
+                        floating* C, int ldc, int n_threads, floating beta=0) noexcept nogil:
+    """C (M, N) = op(A) @ op(B) + beta * C in fixed blocks over our threads (BLAS single-threaded)."""
     cdef bint by_rows
     cdef Py_ssize_t block = gemm_plan(M, N, K, floating is float, &by_rows)
     cdef Py_ssize_t dim = M if by_rows else N
@@ -313,14 +313,14 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, 
         for blk in prange(n_blocks, num_threads=nt, schedule="guided"):
             t = cp_block_begin()
             start = blk * block
-            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, 0, C, ldc, by_rows,
+            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, by_rows,
                        start, min(start + block, dim))
             cp_block_end(&reg, t)
         cp_region_end(&reg)
     else:  # serially: no OpenMP region to enter (it costs ~0.3 us even for one thread)
         for blk in range(n_blocks):
             start = blk * block
-            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, 0, C, ldc, by_rows,
+            gemm_block(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, by_rows,
                        start, min(start + block, dim))
 
 
@@ -925,42 +925,65 @@ cdef class ChainPlan:
         return True
 
 
+
+def gemm(a, b, out, bint trans_a, bint trans_b, double beta, int n_threads):
+    """out (M, N) = op(a) @ op(b) + beta * out, in the kernels' fixed blocks.
+
+    ``a``/``b`` are C-contiguous arrays of one float dtype, stored (K, M) /
+    (N, K) when ``trans_a`` / ``trans_b``; ``out`` (M, N) C-contiguous,
+    writeable, not overlapping them. Checked here (dtype, order, sizes).
+    Results do not depend on ``n_threads``.
+    """
+    cdef Py_ssize_t M, N, K, ka, kb
+    cdef int typenum = float_type(a, "a"), saved
+    cdef void *pa
+    cdef void *pb
+    cdef void *pc
+    if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
+        raise ValueError("gemm: a, b and out must be 2-D")
+    M, ka = (a.shape[1], a.shape[0]) if trans_a else (a.shape[0], a.shape[1])
+    kb, N = (b.shape[1], b.shape[0]) if trans_b else (b.shape[0], b.shape[1])
+    if ka != kb or out.shape[0] != M or out.shape[1] != N:
+        raise ValueError(f"gemm: shapes {a.shape} {b.shape} -> {out.shape} do not match")
+    K = ka
+    pa = data_of(a, typenum, M * K, False, "a")
+    pb = data_of(b, typenum, K * N, False, "b")
+    pc = data_of(out, typenum, M * N, True, "out")
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        saved = blas_single_thread_enter()
+        if K == 0:
+            scale_rows(pc, typenum, M * N, beta)
+        elif typenum == cnp.NPY_FLOAT:
+            parallel_gemm[float](trans_a, trans_b, M, N, K, <float*>pa, <int>(M if trans_a else K),
+                                 <float*>pb, <int>(K if trans_b else N), <float*>pc, <int>N,
+                                 n_threads, <float>beta)
+        else:
+            parallel_gemm[double](trans_a, trans_b, M, N, K, <double*>pa,
+                                  <int>(M if trans_a else K), <double*>pb,
+                                  <int>(K if trans_b else N), <double*>pc, <int>N, n_threads,
+                                  beta)
+        blas_threads_restore(saved)
+
+
+cdef inline void scale_rows(void* c, int typenum, Py_ssize_t size, double beta) noexcept nogil:
+    """c *= beta (0: zero), for a product with nothing to sum (K == 0)."""
+    cdef Py_ssize_t i
+    if typenum == cnp.NPY_FLOAT:
+        for i in range(size):
+            (<float*>c)[i] = 0 if beta == 0 else <float>beta * (<float*>c)[i]
+    else:
+        for i in range(size):
+            (<double*>c)[i] = 0 if beta == 0 else beta * (<double*>c)[i]
+
+
 def _products(list products, int n_threads):
     """Run out = op(a) @ op(b) for each (a, b, out, trans_a, trans_b): the bench's GEMM floor.
 
     The products alone, through the kernels' own BLAS and blocking
     (``parallel_gemm``), with none of the layers' epilogues: what a training
-    step of these shapes cannot go below. ``a``/``b`` are the stored
-    C-contiguous arrays ((K, M) when ``trans_a``), ``out`` (M, N); one float
-    dtype; checked here (bench-only, but never unchecked).
+    step of these shapes cannot go below.
     """
-    cdef Py_ssize_t M, N, K, ka, kb
-    cdef int typenum, saved
-    cdef void *pa
-    cdef void *pb
-    cdef void *pc
-    cdef bint ta, tb
     for a, b, out, trans_a, trans_b in products:
-        typenum = float_type(a, "a")
-        ta, tb = trans_a, trans_b
-        if a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
-            raise ValueError("_products: a, b and out must be 2-D")
-        M, ka = (a.shape[1], a.shape[0]) if ta else (a.shape[0], a.shape[1])
-        kb, N = (b.shape[1], b.shape[0]) if tb else (b.shape[0], b.shape[1])
-        if ka != kb or out.shape[0] != M or out.shape[1] != N:
-            raise ValueError(f"_products: shapes {a.shape} {b.shape} -> {out.shape} do not match")
-        K = ka
-        pa = data_of(a, typenum, M * K, False, "a")
-        pb = data_of(b, typenum, K * N, False, "b")
-        pc = data_of(out, typenum, M * N, True, "out")
-        with nogil:
-            saved = blas_single_thread_enter()
-            if typenum == cnp.NPY_FLOAT:
-                parallel_gemm[float](ta, tb, M, N, K, <float*>pa, <int>(M if ta else K),
-                                     <float*>pb, <int>(K if tb else N), <float*>pc, <int>N,
-                                     n_threads)
-            else:
-                parallel_gemm[double](ta, tb, M, N, K, <double*>pa, <int>(M if ta else K),
-                                      <double*>pb, <int>(K if tb else N), <double*>pc, <int>N,
-                                      n_threads)
-            blas_threads_restore(saved)
+        gemm(a, b, out, trans_a, trans_b, 0.0, n_threads)

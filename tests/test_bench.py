@@ -205,3 +205,11 @@ def test_compare_blas_times_each_library(monkeypatch, capsys, tmp_path):
                                   for b in ("scipy-openblas32", "scipy")}
         assert all(t > 0 for t in r["blas"].values())
     assert cyprop.blas_info()["name"] == before  # restored
+
+
+def test_hessian_table(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "MLPS", [("mlp 6-9-3", (6, 9, 3), 5), ("linear 6->3", (6, 3), 4)])
+    assert bench.main(["--hessian", "--dtype", "float32", "--threads", "1", "--repeats", "1",
+                       "--target", "0.0001", "--settle", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp 6-9-3 b5" in out and "ggnvp" in out and "linear 6->3" not in out

@@ -16,7 +16,7 @@ BLAS) under a NumPy-friendly API:
 * :func:`load` for models saved with ``Sequential.save``;
 * :mod:`cyprop.sklearn` - scikit-learn estimators (needs scikit-learn).
 """
-from . import functional, nn, optim, reference
+from . import functional, hessian, nn, optim, reference
 from ._blas import blas_info
 from ._gradcheck import GradcheckReport, gradcheck, gradcheck_model
 from ._threads import get_num_threads, openmp_enabled, set_num_threads, threads
@@ -24,6 +24,6 @@ from .nn import load
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
+__all__ = ["functional", "hessian", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
            "threads", "openmp_enabled", "blas_info", "gradcheck", "gradcheck_model",
            "GradcheckReport", "load", "__version__"]

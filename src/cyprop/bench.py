@@ -733,6 +733,58 @@ def format_compare_blas(results):
     return "\n".join(lines)
 
 
+def hessian_products(dtypes, threads, repeats, target, settle):
+    """cyprop.hessian's hvp and ggnvp against one forward + backward of the same model and batch.
+
+    The training-step MLPs (ReLU hidden layers, softmax-CE), interleaved at
+    each thread count; the ratios are what an exact Hessian-vector product
+    costs in backward passes.
+    """
+    from cyprop import hessian
+    results = []
+    for dtype in dtypes:
+        for name, sizes, batch in MLPS:
+            if len(sizes) < 3:
+                continue
+            Ws, bs = _init(sizes, dtype)
+            layers = [nn.Linear(W.shape[0], W.shape[1], dtype=dtype,
+                                activation="relu" if i < len(Ws) - 1 else None)
+                      for i, W in enumerate(Ws)]
+            for layer, W, b in zip(layers, Ws, bs):
+                layer.W[...], layer.b[...] = W, b
+            model, loss_fn = nn.Sequential(*layers), nn.SoftmaxCrossEntropy()
+            x, y = _data(sizes, batch, dtype)
+            v = np.random.default_rng(3).standard_normal(model._values.size).astype(dtype)
+
+            def fwd_bwd(model=model, loss_fn=loss_fn, x=x, y=y):
+                loss_fn(model(x), y)
+                model.backward(loss_fn.backward())
+            steps = {"fwd+bwd": fwd_bwd,
+                     "hvp": lambda m=model, f=loss_fn, x=x, y=y, v=v: hessian.hvp(m, f, x, y, v),
+                     "ggnvp": lambda m=model, f=loss_fn, x=x, y=y, v=v: hessian.ggnvp(m, f, x, y, v)}
+            for n in threads:
+                with cyprop.threads(n):
+                    times = measure(steps, repeats, target, settle if n > 1 else 0.0)
+                results.append({"case": f"{name} b{batch}", "dtype": np.dtype(dtype).name,
+                                "threads": n, "hessian": times})
+    return results
+
+
+def format_hessian(results):
+    """The --hessian table: forward + backward, hvp, ggnvp and the ratios."""
+    head = (f"{'case':<30} {'dtype':<8} {'thr':>3} {'fwd+bwd':>11} {'hvp':>11} {'ratio':>6}"
+            f" {'ggnvp':>11} {'ratio':>6}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        t = r["hessian"]
+        fb = t["fwd+bwd"]
+        lines.append(f"{r['case']:<30} {r['dtype']:<8} {r['threads']:>3} {_fmt_time(fb):>11}"
+                     f" {_fmt_time(t['hvp']):>11} {t['hvp'] / fb:6.2f}"
+                     f" {_fmt_time(t['ggnvp']):>11} {t['ggnvp'] / fb:6.2f}")
+    lines.append("ratio = product time / one forward + backward of the same model and batch")
+    return "\n".join(lines)
+
+
 def _set_threads(n):
     torch = _optional("torch")
     if torch is not None:
@@ -1019,6 +1071,8 @@ def main(argv=None):
                     help="run beside N busy processes, and time cyprop at 1 and n threads there")
     ap.add_argument("--compare-blas", action="store_true",
                     help="time the training steps with each BLAS cyprop can call, and stop")
+    ap.add_argument("--hessian", action="store_true",
+                    help="time cyprop.hessian's hvp and ggnvp against a forward + backward, and stop")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -1038,6 +1092,13 @@ def main(argv=None):
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None)
           + (f"; under load: {args.under_load} busy processes" if args.under_load else ""))
+    if args.hessian:
+        rows = hessian_products(dtypes, threads, args.repeats, args.target, args.settle)
+        print(format_hessian(rows))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
     if args.compare_blas:
         rows = compare_blas(dtypes, threads, args.repeats, args.target, args.settle)
         print(format_compare_blas(rows) if rows else "scipy-openblas32 is not installed")

@@ -35,6 +35,8 @@ from ._norm import (_batch_norm_relu_backward_into, _batch_norm_relu_into,  # no
                     _check_batch_norm_rows)
 from ._optim import (_adam_update, _add_l2, _rmsprop_update, _scale, _sgd_update,  # noqa: F401,E402
                      _sq_norm)
+from ._rop import (_act_forward_into, _act_rbackward, _act_rforward, _gemm,  # noqa: F401,E402
+                   _linear_into, _pointwise_loss_rop, _softmax_ce_rop)
 
 __all__ = [
     "linear_forward", "linear_backward",
