@@ -19,7 +19,9 @@ from cyprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
 @parametrize_with_checks([MLPClassifier(max_iter=100, random_state=0),
-                          MLPRegressor(max_iter=100, random_state=0)])
+                          MLPRegressor(max_iter=100, random_state=0),
+                          MLPClassifier(solver="lbfgs", max_iter=100, random_state=0),
+                          MLPRegressor(solver="lbfgs", max_iter=100, random_state=0)])
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -180,7 +182,6 @@ def test_pipeline_grid_search_cross_val_clone_pickle():
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(solver="lbfgs"), NotImplementedError, "lbfgs"),
     (dict(solver="newton"), ValueError, "solver"),
     (dict(hidden_layer_sizes=(0,)), ValueError, "hidden_layer_sizes"),
     (dict(activation="gelu"), ValueError, "activation"),
@@ -209,3 +210,68 @@ def test_unfitted_and_bad_input():
         clf.predict(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="at least 2 classes"):
         MLPClassifier().fit(X, np.zeros(30))
+
+
+# ------------------------------------------------------------------ solver="lbfgs"
+def test_lbfgs_follows_sklearns_trajectory_and_accuracy():
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    Xtr, Xte, ytr, yte = _digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # the same objective, gradient and start: the same iterates, up to rounding
+        ours = MLPClassifier(solver="lbfgs", max_iter=15, random_state=0).fit(Xtr, ytr)
+        theirs = SkMLP(solver="lbfgs", max_iter=15, random_state=0).fit(Xtr, ytr)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    ours = MLPClassifier(solver="lbfgs", random_state=0).fit(Xtr, ytr)
+    theirs = SkMLP(solver="lbfgs", random_state=0).fit(Xtr, ytr)
+    assert abs(ours.score(Xte, yte) - theirs.score(Xte, yte)) <= 0.005
+    assert ours.n_iter_ == theirs.n_iter_ and isinstance(ours.loss_, float)
+    assert not hasattr(ours, "loss_curve_") and not hasattr(theirs, "loss_curve_")
+
+
+def test_lbfgs_regressor_r2_as_sklearns():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPRegressor as SkMLP
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+    # converged (the default 200 iterations stop on a path where rounding has
+    # already taken the two apart: no two BLAS builds agree there either)
+    kw = dict(solver="lbfgs", max_iter=2000, random_state=0)
+    ours, theirs = MLPRegressor(**kw).fit(Xtr, ytr), SkMLP(**kw).fit(Xtr, ytr)
+    assert abs(ours.score(Xte, yte) - theirs.score(Xte, yte)) <= 0.01
+
+
+def test_lbfgs_warns_stops_and_has_no_partial_fit():
+    X, y = make_classification(60, 5, random_state=0)
+    clf = MLPClassifier(solver="lbfgs", max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3
+    assert not hasattr(clf, "partial_fit")
+    assert hasattr(MLPClassifier(), "partial_fit")
+    with pytest.warns(ConvergenceWarning):
+        MLPRegressor(solver="lbfgs", max_fun=5, random_state=0).fit(X, y.astype(float))
+
+
+def test_lbfgs_then_adam_warm_start_and_pickle():
+    X, y = make_classification(80, 5, random_state=1)
+    clf = MLPClassifier(solver="lbfgs", max_iter=20, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        restored = pickle.loads(pickle.dumps(clf))
+        np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+        clf.set_params(solver="adam", max_iter=5).fit(X, y)    # continues with adam
+    assert len(clf.loss_curve_) == 5
+
+
+def test_lbfgs_threads_give_the_same_fit():
+    X, y = make_classification(300, 20, random_state=2)
+    fits = [MLPClassifier(solver="lbfgs", hidden_layer_sizes=(64,), max_iter=30, n_threads=n,
+                          random_state=0).fit(X, y) for n in (1, 2)]
+    for a, b in zip(fits[0].coefs_, fits[1].coefs_):
+        np.testing.assert_array_equal(a, b)

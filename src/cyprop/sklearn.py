@@ -1,9 +1,14 @@
 """Drop-in scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor``.
 
 Same constructor parameters, defaults and fitted attributes as
-``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (solvers "sgd"
-and "adam"; "lbfgs" raises NotImplementedError), plus ``dtype`` and
-``n_threads``; built on cyprop's layers, losses and optimizers.
+``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (solvers "sgd",
+"adam" and "lbfgs"), plus ``dtype`` and ``n_threads``; built on cyprop's
+layers, losses and optimizers. ``solver="lbfgs"`` is scikit-learn's
+full-batch L-BFGS-B through ``scipy.optimize.minimize`` (``max_iter``,
+``max_fun``, ``tol`` as its ``gtol``, ``alpha``; ``n_iter_`` and ``loss_``
+set, no ``loss_curve_``, a ConvergenceWarning when it stops short, no
+``partial_fit``), with the loss and gradient of all rows from one forward +
+backward pass per chunk of rows.
 
 Semantics follow scikit-learn: the same weight initialisation (Glorot
 uniform, bound ``sqrt(6 / (fan_in + fan_out))``, ``sqrt(2 / ...)`` for
@@ -34,6 +39,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -46,6 +52,17 @@ from . import nn, optim
 from ._threads import threads
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+_LBFGS_CHUNK_ROWS = 4096   # rows per forward/backward pass of the full-batch solver
+
+
+def _stochastic_solver(est):
+    """partial_fit exists for the stochastic solvers only (as in scikit-learn)."""
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{est.solver} is not stochastic.")
+    return True
+
 
 _ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
@@ -108,11 +125,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        if self.solver == "lbfgs":
-            raise NotImplementedError("cyprop's MLP supports solver='sgd' and 'adam'; "
-                                      "use sklearn.neural_network for 'lbfgs'")
-        if self.solver not in ("sgd", "adam"):
-            raise ValueError(f"solver must be 'sgd' or 'adam', got {self.solver!r}")
+        if self.solver not in ("sgd", "adam", "lbfgs"):
+            raise ValueError(f"solver must be 'sgd', 'adam' or 'lbfgs', got {self.solver!r}")
         if self.learning_rate not in ("constant", "invscaling", "adaptive"):
             raise ValueError("learning_rate must be 'constant', 'invscaling' or 'adaptive', "
                              f"got {self.learning_rate!r}")
@@ -173,7 +187,9 @@ class _BaseMLP(BaseEstimator):
 
     def _make_optimizer(self):
         params = self._model.parameters()
-        if self.solver == "sgd":
+        if self.solver == "lbfgs":   # full batch, through scipy (_fit_lbfgs)
+            self._optimizer = None
+        elif self.solver == "sgd":
             self._optimizer = optim.SGD(params, lr=self.learning_rate_init,
                                         momentum=self.momentum,
                                         nesterov=self.nesterovs_momentum and self.momentum > 0)
@@ -194,6 +210,10 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "logistic"
         self._build(layer_units, dtype)
         self._make_optimizer()
+        if self.solver != "lbfgs":   # as sklearn: no loss curve or early-stopping state
+            self._init_stochastic_state()
+
+    def _init_stochastic_state(self):
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -256,10 +276,62 @@ class _BaseMLP(BaseEstimator):
             self._initialize(y, layer_units, dtype)
         elif self.coefs_[0].dtype != dtype:
             X = X.astype(self.coefs_[0].dtype)
+        if self.solver == "lbfgs" and self._optimizer is not None:
+            self._make_optimizer()   # set_params(solver="lbfgs") after a stochastic fit
         with self._model_lock, (threads(self.n_threads) if self.n_threads is not None
                                 else nullcontext()):
-            self._fit_stochastic(X, y, incremental)
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, y)
+            else:
+                if self._optimizer is None:   # a warm start after an lbfgs fit
+                    self._make_optimizer()
+                    self._init_stochastic_state()
+                self._fit_stochastic(X, y, incremental)
         return self
+
+    def _fit_lbfgs(self, X, y):
+        """scikit-learn's lbfgs solver: L-BFGS-B over all rows (scipy), alpha on the weights."""
+        model = self._model
+        n = X.shape[0]
+        chunks = [(i, min(i + _LBFGS_CHUNK_ROWS, n)) for i in range(0, n, _LBFGS_CHUNK_ROWS)]
+        # where the weights (not the biases) lie in the flat parameter buffer
+        is_weight = np.zeros(model._values.size, bool)
+        offset = 0
+        for p in model.parameters():
+            is_weight[offset:offset + p.value.size] = p.value.ndim == 2
+            offset += p.value.size
+
+        def loss_grad(theta):
+            model._values[...] = theta
+            total, grad = 0.0, np.zeros(theta.size)
+            for i, j in chunks:   # each chunk's mean loss and gradient, weighted by its rows
+                nb = j - i
+                loss, g = self._loss_grad(model(X[i:j]), y[i:j], nb)
+                g *= nb / n
+                model.backward(g)
+                total += loss * nb / n
+                grad += model._grads
+            if self.alpha:
+                w = theta[is_weight]
+                total += 0.5 * self.alpha * float(w @ w) / n
+                grad[is_weight] += self.alpha * w / n
+            return total, grad
+
+        import scipy.optimize
+        res = scipy.optimize.minimize(loss_grad, model._values.astype(np.float64),
+                                      method="L-BFGS-B", jac=True,
+                                      options={"maxfun": self.max_fun, "maxiter": self.max_iter,
+                                               "gtol": self.tol})
+        model._values[...] = res.x
+        if res.status != 0:
+            message = res.message.decode("latin1") if isinstance(res.message, bytes) \
+                else res.message
+            warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) "
+                          f"(status={res.status}):\n{message}\n\nIncrease the number of "
+                          f"iterations to improve the convergence (max_iter={self.max_iter}).",
+                          ConvergenceWarning, stacklevel=4)
+        self.n_iter_ = min(res.nit, self.max_iter)
+        self.loss_ = float(res.fun)
 
     def _fit_stochastic(self, X, y, incremental):
         model, opt = self._model, self._optimizer
@@ -389,8 +461,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, a drop-in for sklearn's ``MLPClassifier``.
 
     Parameters are those of ``sklearn.neural_network.MLPClassifier`` (same
-    names, defaults and meaning; ``solver='lbfgs'`` raises
-    NotImplementedError), plus:
+    names, defaults and meaning, ``solver='lbfgs'`` included), plus:
 
     dtype : {None, np.float32, np.float64}, default None
         Compute dtype; None means float32 when X is float32, else float64.
@@ -466,6 +537,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.hstack([1 - p, p])
         return p
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, classes=None):
         """One epoch of updates over (X, y); ``classes`` is required on the first call.
 
@@ -512,8 +584,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, a drop-in for sklearn's ``MLPRegressor``.
 
     Parameters and attributes are those of
-    ``sklearn.neural_network.MLPRegressor`` (``solver='lbfgs'`` raises
-    NotImplementedError), plus ``dtype`` and ``n_threads`` as in
+    ``sklearn.neural_network.MLPRegressor`` (``solver='lbfgs'`` included),
+    plus ``dtype`` and ``n_threads`` as in
     :class:`MLPClassifier`. Multi-output targets (n_samples, n_outputs) work.
     """
 
@@ -535,6 +607,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         from sklearn.metrics import r2_score
         return float(r2_score(y, self._model(X)))
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y):
         """One epoch of updates over (X, y).
 
