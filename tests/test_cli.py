@@ -40,3 +40,9 @@ def test_usage_and_module_entry_point():
     assert main(["--help"]) == 0
     run = subprocess.run([sys.executable, "-m", "cyprop", "nope"], capture_output=True, text=True)
     assert run.returncode == 2 and "usage" in run.stdout
+
+
+def test_demo_diagnose_prints_the_unit_report(capsys):
+    assert main(["demo", "--epochs", "2", "--hidden", "16,8", "--no-compare", "--diagnose"]) == 0
+    out = capsys.readouterr().out
+    assert "unit report on 1347 rows" in out and "Linear 64->16" in out and "grad norm" in out

@@ -7,7 +7,9 @@ BLAS) under a NumPy-friendly API:
   optimizer updates) that validate, allocate and dispatch;
 * :mod:`cyprop.reference` - the same ops in plain NumPy, same signatures;
 * :mod:`cyprop.nn` - layers, ``Sequential`` and losses;
-* :mod:`cyprop.optim` - SGD and Adam;
+* :mod:`cyprop.optim` - SGD, Adam, AdamW, RMSprop and full-batch ``minimize``;
+* :mod:`cyprop.hessian` - exact Hessian- and Gauss-Newton-vector products;
+* :mod:`cyprop.diagnostics` - dead and saturated units (``unit_report``);
 * thread control: :func:`set_num_threads`, :func:`get_num_threads`,
   :func:`threads`, :func:`openmp_enabled`; :func:`blas_info` (which BLAS the
   GEMMs call);
@@ -16,7 +18,7 @@ BLAS) under a NumPy-friendly API:
 * :func:`load` for models saved with ``Sequential.save``;
 * :mod:`cyprop.sklearn` - scikit-learn estimators (needs scikit-learn).
 """
-from . import functional, hessian, nn, optim, reference
+from . import diagnostics, functional, hessian, nn, optim, reference
 from ._blas import blas_info
 from ._gradcheck import GradcheckReport, gradcheck, gradcheck_model
 from ._threads import get_num_threads, openmp_enabled, set_num_threads, threads
@@ -24,6 +26,6 @@ from .nn import load
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "hessian", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
+__all__ = ["diagnostics", "functional", "hessian", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
            "threads", "openmp_enabled", "blas_info", "gradcheck", "gradcheck_model",
            "GradcheckReport", "load", "__version__"]

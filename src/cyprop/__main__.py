@@ -79,6 +79,9 @@ def train_cyprop(Xtr, ytr, Xte, yte, args, progress=True):
                         samples_s=f"{len(Xtr) / (time.perf_counter() - t0):,.0f}")
     seconds = time.perf_counter() - start
     acc = float((model(Xte).argmax(axis=1) == yte).mean())
+    if getattr(args, "diagnose", False):
+        from cyprop import diagnostics
+        print(diagnostics.unit_report(model, Xtr, loss_fn=loss_fn, target=ytr))
     return seconds, acc, curve
 
 
@@ -165,6 +168,8 @@ def demo(argv=None):
                     help="threads for every library (default: all cores)")
     ap.add_argument("--plot", metavar="FILE.png", help="write the loss curves")
     ap.add_argument("--no-compare", action="store_true", help="train cyprop only")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="print cyprop's unit report (dead/saturated units) after training")
     args = ap.parse_args(argv)
     if args.threads is not None:
         cyprop.set_num_threads(args.threads)

@@ -405,6 +405,28 @@ class _BaseMLP(BaseEstimator):
             for W, b, bW, bb in zip(self.coefs_, self.intercepts_, *self._best_params):
                 W[...], b[...] = bW, bb
 
+    def unit_report(self, X, y=None):
+        """Dead/saturated units, zero weight columns (and, with y, gradient norms) on X.
+
+        See :func:`cyprop.diagnostics.unit_report`; the gradient is that of
+        the estimator's own loss (without the ``alpha`` term).
+
+        Returns
+        -------
+        cyprop.diagnostics.UnitReport
+        """
+        from . import diagnostics
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, accept_sparse=False, dtype=(np.float64, np.float32),
+                          reset=False)
+        X = X.astype(self.coefs_[0].dtype, copy=False)
+        kw = {}
+        if y is not None:
+            y = self._encode_y(y, incremental=True)
+            kw = dict(loss_fn=lambda out, t: self._loss_grad(out, t, len(t)), target=y)
+        with self._model_lock:
+            return diagnostics.unit_report(self._model, X, **kw)
+
     def _update_no_improvement_count(self, early_stopping, X_val, y_val):
         if early_stopping:
             score = self._score(X_val, y_val)
