@@ -213,3 +213,11 @@ def test_hessian_table(monkeypatch, capsys):
                        "--target", "0.0001", "--settle", "0"]) == 0
     out = capsys.readouterr().out
     assert "mlp 6-9-3 b5" in out and "ggnvp" in out and "linear 6->3" not in out
+
+
+def test_checkpoint_table():
+    rows = bench.checkpoint_memory(segments=(None, 2), depth=4, width=32, batch=64, steps=1)
+    assert [r["checkpoint_segments"] for r in rows] == [None, 2]
+    assert rows[1]["peak_mib"] < rows[0]["peak_mib"]
+    text = bench.format_checkpoint(rows, depth=4, width=32, batch=64)
+    assert "4-layer 32-wide" in text and "segments" in text

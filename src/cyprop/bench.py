@@ -924,6 +924,68 @@ def peak_memory(peers=("cyprop", "numpy", "torch")):
     return results
 
 
+_CHECKPOINT_SCRIPT = """
+import json, resource, sys, time, tracemalloc
+import numpy as np
+from cyprop import nn, optim
+k = None if sys.argv[1] == "none" else int(sys.argv[1])
+depth, width, batch, steps = (int(a) for a in sys.argv[2:6])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((batch, width)).astype(np.float32)
+y = rng.integers(0, 10, batch)
+layers = [nn.Linear(width, width, activation="relu", seed=i) for i in range(depth - 1)]
+model = nn.Sequential(*layers, nn.Linear(width, 10, seed=depth), checkpoint_segments=k)
+loss_fn, opt = nn.SoftmaxCrossEntropy(), optim.SGD(model.parameters(), lr=1e-3)
+def step():
+    loss_fn(model(x), y)
+    model.backward(loss_fn.backward())
+    opt.step()
+tracemalloc.start()
+base = tracemalloc.get_traced_memory()[0]
+step()   # the first step allocates the workspaces
+peak = tracemalloc.get_traced_memory()[1] - base
+tracemalloc.stop()
+times = []
+for _ in range(steps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+print(json.dumps({"peak_mib": peak / 2**20, "rss_mib": rss, "step_s": min(times)}))
+"""
+
+
+def checkpoint_memory(segments=(None, 4), depth=16, width=1024, batch=4096, steps=3):
+    """Activation checkpointing: memory and step time of a deep ReLU MLP, plain and in k segments.
+
+    Each configuration runs in a fresh interpreter: the tracemalloc peak of
+    the first training step (the arrays it allocates: the stored activations
+    and workspaces), the process's peak RSS, and the best step time of
+    ``steps`` more.
+    """
+    import subprocess
+    results = []
+    for k in segments:
+        out = subprocess.run([sys.executable, "-c", _CHECKPOINT_SCRIPT, str(k).lower(),
+                              str(depth), str(width), str(batch), str(steps)],
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+        results.append({"checkpoint_segments": k, **json.loads([o for o in out if o][-1])})
+    return results
+
+
+def format_checkpoint(results, depth=16, width=1024, batch=4096):
+    base = results[0]
+    lines = [f"activation checkpointing, {depth}-layer {width}-wide ReLU MLP, batch {batch}, "
+             "float32, SGD step:",
+             f"{'segments':>8} {'tracemalloc peak':>17} {'ratio':>6} {'peak RSS':>9} {'step':>9} "
+             f"{'ratio':>6}"]
+    for r in results:
+        lines.append(f"{str(r['checkpoint_segments']):>8} {r['peak_mib']:>13.0f} MiB "
+                     f"{r['peak_mib'] / base['peak_mib']:6.2f} {r['rss_mib']:>5.0f} MiB "
+                     f"{r['step_s']:>8.3f}s {r['step_s'] / base['step_s']:6.2f}")
+    return "\n".join(lines)
+
+
 def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernels"),
         repeats=5, target=0.02, settle=0.15, progress=True):
     """Run the benchmark; return a list of result dicts (times in seconds)."""
@@ -1073,6 +1135,8 @@ def main(argv=None):
                     help="time the training steps with each BLAS cyprop can call, and stop")
     ap.add_argument("--hessian", action="store_true",
                     help="time cyprop.hessian's hvp and ggnvp against a forward + backward, and stop")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="measure activation checkpointing (memory, step time), and stop")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -1092,6 +1156,13 @@ def main(argv=None):
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None)
           + (f"; under load: {args.under_load} busy processes" if args.under_load else ""))
+    if args.checkpoint:
+        rows = checkpoint_memory()
+        print(format_checkpoint(rows))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
     if args.hessian:
         rows = hessian_products(dtypes, threads, args.repeats, args.target, args.settle)
         print(format_hessian(rows))

@@ -1,4 +1,6 @@
 """Sequential: a chain of layers, run in one kernel call where it can be."""
+import numbers
+
 import numpy as np
 
 from .. import functional as F
@@ -25,6 +27,10 @@ class Sequential(Module):
     *layers : Module
         Layers of one dtype. Parameter-free activation layers take the dtype
         of the layers around them.
+    checkpoint_segments : int, optional
+        Activation checkpointing in (at most) this many segments; None (the
+        default) stores every activation. See :attr:`checkpoint_segments`.
+        Not kept by ``save`` (a runtime setting; pickling keeps it).
 
     Notes
     -----
@@ -43,7 +49,7 @@ class Sequential(Module):
     each forward.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers, checkpoint_segments=None):
         if not layers:
             raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
@@ -66,6 +72,119 @@ class Sequential(Module):
         self._in_features = self._chain_input_width()
         self._plans = {}
         self._last = None
+        self._checkpoint = None
+        self.checkpoint_segments = checkpoint_segments
+
+    # --- activation checkpointing ---------------------------------------------
+    @property
+    def checkpoint_segments(self):
+        """Activation checkpointing: None (off) or the number of segments k.
+
+        With k segments, forward keeps only each segment's input (and the
+        output); backward runs each segment's forward again, from its
+        input, just before its backward. Memory for stored activations falls
+        to about one segment's plus k inputs; the price is one more forward
+        of all but the last segment. Gradients are bit-identical to the
+        plain model's. Segments hold about len(layers) / k layers each (a
+        BatchNorm1d and the ReLU it fuses stay together).
+        """
+        return self._checkpoint
+
+    @checkpoint_segments.setter
+    def checkpoint_segments(self, k):
+        if k is not None:
+            if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+                raise TypeError(f"checkpoint_segments must be None or an int, got {k!r}")
+            if not 1 <= k <= len(self.layers):
+                raise ValueError(f"checkpoint_segments must be between 1 and the number of "
+                                 f"layers ({len(self.layers)}), got {k}")
+            if self._in_features is None:
+                raise ValueError("checkpoint_segments needs every layer to be one of "
+                                 "cyprop.nn's (the model runs layer by layer)")
+            k = int(k)
+        self._checkpoint = k
+        self._plans = {}
+        self._last = None
+
+    def _segment_bounds(self):
+        """[(start, stop)] layer ranges of the checkpoint segments: about equal layer
+        counts, never splitting a BatchNorm1d from the ReLU it fuses."""
+        n_layers, k = len(self.layers), self._checkpoint
+        cuts = [round(j * n_layers / k) for j in range(1, k)]
+        cuts = [c + 1 if c > 0 and self._fuses_relu(c - 1) else c for c in cuts]
+        cuts = sorted(set(c for c in cuts if 0 < c < n_layers))
+        edges = [0] + cuts + [n_layers]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def _width_at(self, index):
+        """Input width of layer ``index`` in the chain."""
+        width = self._in_features
+        for layer in self.layers[:index]:
+            if isinstance(layer, Linear):
+                width = layer.out_features
+            elif isinstance(layer, (BatchNorm1d, LayerNorm)):
+                width = layer._n
+        return width
+
+    def _op_count(self, start, stop):
+        """How many ChainPlan ops layers [start, stop) make."""
+        count, i = 0, start
+        while i < stop:
+            layer = self.layers[i]
+            if isinstance(layer, Linear):
+                count += 1 + (layer._code >= FIRST_PRE_ACTIVATION)
+            elif type(layer) not in _PLAN_OPS:
+                i += self._fuses_relu(i)
+                count += 1
+            else:
+                count += 1
+            i += 1
+        return count
+
+    def _build_checkpointed(self, n):
+        """The segments' ChainPlans, sharing one set of workspaces, as one plan entry:
+        (_CheckpointPlan, output, input gradient, the steps' (sync, step) pairs).
+
+        Op t of every segment uses the same y/delta (and dx) arrays; a
+        segment's last output is its own array (the next segment's stored
+        input, or the model's output), and the segments' input gradients
+        alternate between two arrays (segment j's is what j - 1's backward
+        reads).
+        """
+        width_max = max(self._width_at(i) for i in range(len(self.layers) + 1))
+        pool = {}
+
+        def slot(key, shape):
+            flat = pool.get(key)
+            if flat is None:
+                flat = pool[key] = np.empty(n * width_max, self.dtype)
+            return flat[:shape[0] * shape[1]].reshape(shape)
+
+        carries = [np.empty(n * width_max, self.dtype) for _ in range(2)]
+        segments, syncs = [], []
+        for j, (start, stop) in enumerate(self._segment_bounds()):
+            n_ops = self._op_count(start, stop)
+            holder = np.empty((n, self._width_at(stop)), self.dtype)
+            # a Dropout in eval mode passes its dy on unchanged: then each op its own dx
+            own_dx = any(isinstance(layer, Dropout) for layer in self.layers[start:stop])
+
+            def alloc(kind, t, shape, j=j, n_ops=n_ops, holder=holder, own_dx=own_dx):
+                if kind == "y":
+                    return holder if t == n_ops - 1 else slot(("y", t), shape)
+                if kind == "dx":
+                    if t == 0:
+                        return carries[j % 2][:shape[0] * shape[1]].reshape(shape)
+                    return slot(("dx", t) if own_dx else ("dx", t % 2), shape)
+                return slot(("delta", t), shape)
+
+            plan, _, dx, seg_syncs = self._build_plan(n, start, stop, alloc)
+            syncs += seg_syncs
+            # what the second forward of a segment must leave as the first left it
+            state = [a for layer in self.layers[start:stop]
+                     for a in (list(layer.buffers().values()) if hasattr(layer, "buffers")
+                               else [layer._counter] if isinstance(layer, Dropout) else [])]
+            segments.append((plan, holder, state, dx))
+        return _CheckpointPlan(segments), segments[-1][1], segments[0][3], syncs
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -155,33 +274,43 @@ class Sequential(Module):
         save(self, path)
 
     def _plan(self, n):
-        """The ChainPlan (and its output and input-gradient arrays) for batch size n."""
+        """The ChainPlan (and its output and input-gradient arrays) for batch size n;
+        with checkpointing, the segments' plans (see _build_checkpointed)."""
+        if self._checkpoint is not None:
+            return _cached(self._plans, ("checkpoint", n), lambda: self._build_checkpointed(n))
         return _cached(self._plans, n, lambda: self._build_plan(n))
 
-    def _build_plan(self, n):
-        """A ChainPlan for batch size n with its workspaces:
-        (plan, output, input gradient, the steps' (sync, step) pairs)."""
-        plan = F._ChainPlan(n, self.dtype, 2 * len(self.layers))
-        width, layers = self._in_features, self.layers
-        dxs, syncs = [], []   # every op's input gradient, in order; the steps' settings
+    def _build_plan(self, n, start=0, stop=None, alloc=None):
+        """A ChainPlan of layers [start, stop) for batch size n with its workspaces:
+        (plan, output, input gradient, the steps' (sync, step) pairs).
 
-        def arrays(w):
-            return np.empty((n, w), self.dtype), np.empty((n, w), self.dtype)
+        ``alloc(kind, t, shape)`` gives op t's array of kind "y", "dx" or
+        "delta" (default: a new one each).
+        """
+        stop = len(self.layers) if stop is None else stop
+        plan = F._ChainPlan(n, self.dtype, 2 * (stop - start))
+        width, layers = self._width_at(start), self.layers
+        dxs, syncs = [], []   # every op's input gradient, in order; the steps' settings
+        if alloc is None:
+            def alloc(kind, t, shape):
+                return np.empty(shape, self.dtype)
 
         def add_step(step):
-            y, dx = arrays(width)
+            t = len(dxs)
+            y, dx = alloc("y", t, (n, width)), alloc("dx", t, (n, width))
             plan.add_step(step, y, dx)
             dxs.append(dx)
             return y
 
-        i = 0
-        while i < len(layers):
+        i = start
+        while i < stop:
             layer = layers[i]
             if isinstance(layer, Linear):
+                t = len(dxs)
                 pre_act = layer._code >= FIRST_PRE_ACTIVATION
-                y, dx = np.empty((n, layer.out_features), self.dtype), \
-                    np.empty((n, layer.in_features), self.dtype)
-                delta = np.empty_like(y) if layer._code and not pre_act else None
+                y, dx = alloc("y", t, (n, layer.out_features)), \
+                    alloc("dx", t, (n, layer.in_features))
+                delta = alloc("delta", t, y.shape) if layer._code and not pre_act else None
                 plan.add_linear(layer._W, layer._b, layer._dW, layer._db, y, dx, delta,
                                 0 if pre_act else layer._code)
                 dxs.append(dx)
@@ -191,7 +320,8 @@ class Sequential(Module):
                     step.set(layer._code, *ACTIVATION_PARAMS.get(layer._code, (0.0, 0.0)))
                     y = add_step(step)
             elif type(layer) in _PLAN_OPS:
-                y, dx = arrays(width)
+                t = len(dxs)
+                y, dx = alloc("y", t, (n, width)), alloc("dx", t, (n, width))
                 plan.add_activation(y, dx, layer._code)
                 dxs.append(dx)
             else:
@@ -273,3 +403,51 @@ class Sequential(Module):
             return first_dx if need_dx else None
         finally:
             self._call_lock.release()
+
+
+class _CheckpointPlan:
+    """A ChainPlan's forward/backward over checkpoint segments (Sequential.checkpoint_segments).
+
+    ``segments``: (plan, output, state arrays, input gradient) per segment.
+    Forward runs them in order and keeps each one's input and the state its
+    layers had before it (BatchNorm's running statistics, Dropout's step);
+    backward runs them in reverse, each but the last after a second forward
+    from its kept input, with that state put back for it (and the state after
+    the first forward restored), so the recomputed activations, masks
+    included, are the first forward's bit for bit.
+    """
+
+    def __init__(self, segments):
+        self.segments = segments
+        self.inputs = None
+
+    def forward(self, x, n_threads, check=True):
+        inputs, a = [], x
+        for j, (plan, out, state, _) in enumerate(self.segments):
+            before = [s.copy() for s in state]
+            if not plan.forward(a, n_threads, check and j == 0 or j > 0):
+                return False   # only the first segment can decline (an unsuitable x)
+            inputs.append((a, before))
+            a = out
+        self.inputs = inputs
+        return True
+
+    def backward(self, dy, need_dx, n_threads, check=True):
+        if self.inputs is None:
+            raise ValueError("backward() called before forward()")
+        last = len(self.segments) - 1
+        grad = dy
+        for j in range(last, -1, -1):
+            plan, _, state, dx = self.segments[j]
+            if j < last:
+                a, before = self.inputs[j]
+                after = [s.copy() for s in state]
+                for s, b in zip(state, before):
+                    s[...] = b
+                plan.forward(a, n_threads)
+                for s, b in zip(state, after):
+                    s[...] = b
+            if not plan.backward(grad, bool(need_dx or j > 0), n_threads, check or j < last):
+                return False   # only the last segment can decline (an unsuitable dy)
+            grad = dx
+        return True
