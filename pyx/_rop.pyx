@@ -120,6 +120,13 @@ cdef void act_rforward_impl(const floating* z, const floating* Rz, floating* Ry,
     cdef Py_ssize_t i
     cdef derivatives g
     cdef int nt = n_threads if n >= MIN_PARALLEL else 1
+    if act == 1:   # ReLU, the common case, in a loop the compiler vectorises
+        for i in prange(n, num_threads=nt, schedule="static"):
+            d1[i] = 1 if z[i] > 0 else 0
+            d2[i] = 0
+            if Ry != NULL:
+                Ry[i] = Rz[i] if z[i] > 0 else 0
+        return
     for i in prange(n, num_threads=nt, schedule="static"):
         g = act_derivatives(z[i], act, a, b)
         d1[i] = <floating>g.d1
@@ -134,6 +141,12 @@ cdef void act_rbackward_impl(const floating* gy, const floating* Rgy, const floa
     cdef Py_ssize_t i
     cdef double r
     cdef int nt = n_threads if n >= MIN_PARALLEL else 1
+    if d2 == NULL:   # act'' = 0 (ReLU, leaky ReLU, identity): products in the dtype
+        for i in prange(n, num_threads=nt, schedule="static"):
+            Rdelta[i] = Rgy[i] * d1[i]
+            if delta != NULL:
+                delta[i] = gy[i] * d1[i]
+        return
     for i in prange(n, num_threads=nt, schedule="static"):
         r = <double>Rgy[i] * d1[i]
         if gy != NULL:
@@ -174,7 +187,8 @@ def act_rbackward(gy, Rgy, d1, d2, Rz, delta, Rdelta, int n_threads):
     """delta = gy d1 and Rdelta = Rgy d1 + gy d2 Rz, element-wise.
 
     ``gy`` None: Rdelta = Rgy d1 alone (the Gauss-Newton backward), delta
-    not written; ``Rz`` None: its term is 0; ``delta`` None: not written.
+    not written; ``Rz`` or ``d2`` None: that term is 0 (``d2`` None for an
+    activation whose act'' vanishes); ``delta`` None: not written.
     C-contiguous ndarrays of one float dtype and size (checked in C).
     """
     cdef int typenum = float_type(Rgy, "Rgy")
@@ -182,9 +196,11 @@ def act_rbackward(gy, Rgy, d1, d2, Rz, delta, Rdelta, int n_threads):
     cdef void* pgy = NULL if gy is None else data_of(gy, typenum, n, False, "gy")
     cdef void* pRgy = data_of(Rgy, typenum, n, False, "Rgy")
     cdef void* p1 = data_of(d1, typenum, n, False, "d1")
-    cdef void* p2 = data_of(d2, typenum, n, False, "d2")
+    cdef void* p2 = NULL if d2 is None else data_of(d2, typenum, n, False, "d2")
     cdef void* pRz = NULL if Rz is None else data_of(Rz, typenum, n, False, "Rz")
     cdef void* pd = NULL if delta is None else data_of(delta, typenum, n, True, "delta")
+    if pd != NULL and pgy == NULL:
+        raise ValueError("act_rbackward: delta needs gy")
     cdef void* pRd = data_of(Rdelta, typenum, n, True, "Rdelta")
     with nogil:
         if typenum == cnp.NPY_FLOAT:

@@ -42,6 +42,7 @@ from .nn._module import _in_use
 
 __all__ = ["hvp", "ggnvp"]
 
+_LINEAR_PIECES = (0, 1, 4)   # identity, ReLU, leaky ReLU: act'' = 0
 _SUPPORTED = ("Linear (any activation), ReLU, Sigmoid, Tanh, LeakyReLU, ELU, GELU, SiLU, "
               "Softplus, Dropout in eval mode")
 
@@ -118,22 +119,18 @@ def _check_loss(loss_fn):
                         "SoftmaxCrossEntropy, MSELoss, BCEWithLogitsLoss, HuberLoss, L1Loss")
 
 
-def _loss_rop(loss_fn, out, target, Rout):
-    """(dL/dout, H_loss Rout) at out; the loss is evaluated by loss_fn itself."""
-    loss_fn(out, target)
-    g = np.array(loss_fn.backward(), dtype=out.dtype, order="C")
-    Rg = np.empty_like(out)
+def _loss_rop(loss_fn, out, target, Rout, Rg):
+    """Rg = H_loss Rout at out, after ``loss_fn(out, target)`` was evaluated there."""
     mean = loss_fn.reduction == "mean"
     if isinstance(loss_fn, SoftmaxCrossEntropy):
         n = out.shape[0]
         F._softmax_ce_rop(out, Rout, Rg, np.full(n, 1.0 / n if mean and n else 1.0))
-        return g, Rg
+        return
     code, param = {MSELoss: (0, 0.0), BCEWithLogitsLoss: (1, 0.0), L1Loss: (3, 0.0),
                    HuberLoss: (2, getattr(loss_fn, "delta", 0.0))}[type(loss_fn)]
     t = np.ascontiguousarray(np.broadcast_to(np.asarray(target, dtype=out.dtype), out.shape))
     F._pointwise_loss_rop(code, out, t, Rout, Rg, 1.0 / out.size if mean and out.size else 1.0,
                           param)
-    return g, Rg
 
 
 class _Workspaces:
@@ -177,75 +174,97 @@ def _product(model, loss_fn, x, target, v, gauss_newton):
 
 
 def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
+    """The two passes. Below the first Linear, R{a} = 0 (None). Above it, every
+    activation a and its R{a} live in one (2N, width) array, R{a} on top, so
+    that one GEMM takes both: [R{a}; a] W gives R{a} W and a W, and in the
+    backward [R{a}; a]^T [delta; R{delta}] = R{a}^T delta + a^T R{delta} (the
+    weight product of the Hessian) and [delta; R{delta}] W^T the two input
+    gradients."""
     dtype, n = x.dtype, x.shape[0]
     ws = _workspaces(model, n)
 
     def get(key, shape):
         return ws.get(key, shape, dtype)
 
-    # forward and R-forward; R{a} None stands for zero (below the first Linear)
-    a, Ra, saved, k = x, None, [], 0
+    # forward and R-forward: pair = [R{a}; a] (2N, width), or None below the first Linear
+    a, pair, saved, k = x, None, [], 0
     for i, (layer, code, pa, pb) in enumerate(ops):
         if isinstance(layer, Linear):
             W, b = layer.W, layer.b
             VW = V[k]
             Vb = V[k + 1] if b is not None else None
             k += 1 + (b is not None)
-            z = get(("z", i), (n, W.shape[1]))
-            F._linear_into(a, W, b, z)              # z = a W + b
-            Rz = get(("Rz", i), z.shape)
-            F._linear_into(a, VW, Vb, Rz)           # R{z} = a V_W + V_b ...
-            if Ra is not None:
-                F._gemm(Ra, W, Rz, beta=1.0)        # ... + R{a} W
-            entry = {"a": a, "Ra": Ra, "W": W, "VW": VW, "out": k - 1 - (b is not None),
+            width = W.shape[1]
+            zpair = get(("z", i), (2 * n, width))
+            Rz, z = zpair[:n], zpair[n:]
+            if pair is None:
+                F._linear_into(a, W, b, z)                  # z = a W + b
+                F._linear_into(a, VW, Vb, Rz)               # R{z} = a V_W + V_b
+            else:
+                Rz[...] = 0 if Vb is None else Vb
+                z[...] = 0 if b is None else b
+                F._gemm(pair, W, zpair, beta=1.0)           # [R{a} W + V_b; a W + b]
+                F._gemm(a, VW, Rz, beta=1.0)                # + a V_W
+            entry = {"a": a, "pair": pair, "W": W, "VW": VW, "out": k - 1 - (b is not None),
                      "bias": b is not None, "Rz": Rz}
         else:
-            z, Rz, entry = a, Ra, {"Rz": Ra}
+            z, Rz, zpair, entry = a, (None if pair is None else pair[:n]), pair, {}
+            entry["Rz"] = Rz
         if code:
-            y, d1, d2 = (get((name, i), z.shape) for name in ("y", "d1", "d2"))
+            d1, d2 = get(("d1", i), z.shape), get(("d2", i), z.shape)
+            if zpair is None:   # below the first Linear: no R{a}
+                y, Ry, ypair = get(("y", i), z.shape), None, None
+            else:
+                ypair = get(("y", i), zpair.shape)
+                Ry, y = ypair[:n], ypair[n:]
             F._act_forward_into(z, y, code, pa, pb)
-            Ry = None if Rz is None else get(("Ry", i), z.shape)
             F._act_rforward(z, Rz, Ry, d1, d2, code, pa, pb)
-            entry.update(d1=d1, d2=d2)
+            entry.update(d1=d1, d2=d2, code=code)
         else:
-            y, Ry = z, Rz
+            y, ypair = z, zpair
         saved.append(entry)
-        a, Ra = y, Ry
-    g, Rg = _loss_rop(loss_fn, a, target, Ra)
+        a, pair = y, ypair
+    out, Rout = a, pair[:n]
+    loss_fn(out, target)
+    # the gradient pair [dL/dout; H_loss R{out}] (Gauss-Newton: only its lower half)
+    gpair = get(("g",), (2 * n,) + out.shape[1:])
+    gpair[:n] = loss_fn.backward()
+    _loss_rop(loss_fn, out, target, Rout, gpair[n:])
 
-    # backward and R-backward (Gauss-Newton: the plain backward of Rg alone)
+    # backward and R-backward, on pairs [delta; R{delta}]
     results = [None] * len(V)
-    gy, Rgy = (None, Rg) if gauss_newton else (g, Rg)
     first_linear = next(i for i, e in enumerate(saved) if "W" in e)
     for i in range(len(saved) - 1, first_linear - 1, -1):
         e = saved[i]
+        gy, Rgy = gpair[:n], gpair[n:]
         if "d1" in e:
-            delta = None if gy is None else get(("delta", i), Rgy.shape)
-            Rdelta = get(("Rdelta", i), Rgy.shape)
-            F._act_rbackward(gy, Rgy, e["d1"], e["d2"], None if gauss_newton else e["Rz"],
-                             delta, Rdelta)
+            dpair = get(("delta", i), gpair.shape)
+            second = not gauss_newton and e["code"] not in _LINEAR_PIECES
+            F._act_rbackward(None if gauss_newton else gy, Rgy, e["d1"],
+                             e["d2"] if second else None, e["Rz"] if second else None,
+                             None if gauss_newton else dpair[:n], dpair[n:])
         else:
-            delta, Rdelta = gy, Rgy
+            dpair = gpair
         if "W" not in e:
-            gy, Rgy = delta, Rdelta
+            gpair = dpair
             continue
-        W, ain, Rain = e["W"], e["a"], e["Ra"]
+        delta, Rdelta = dpair[:n], dpair[n:]
+        W, ain, pair = e["W"], e["a"], e["pair"]
         RdW = np.empty_like(W)
-        F._gemm(ain, Rdelta, RdW, trans_a=True)                 # a^T R{delta}
-        if not gauss_newton and Rain is not None:
-            F._gemm(Rain, delta, RdW, trans_a=True, beta=1.0)   # + R{a}^T delta
+        if gauss_newton or pair is None:
+            F._gemm(ain, Rdelta, RdW, trans_a=True)            # a^T R{delta}
+        else:
+            F._gemm(pair, dpair, RdW, trans_a=True)            # R{a}^T delta + a^T R{delta}
         results[e["out"]] = RdW
         if e["bias"]:
             results[e["out"] + 1] = Rdelta.sum(axis=0, dtype=np.float64).astype(dtype)
         if i > first_linear:
-            Rga = get(("Rga", i), ain.shape)
-            F._gemm(Rdelta, W, Rga, trans_b=True)                # R{delta} W^T
-            if not gauss_newton:
-                F._gemm(delta, e["VW"], Rga, trans_b=True, beta=1.0)   # + delta V_W^T
-                ga = get(("ga", i), ain.shape)
-                F._gemm(delta, W, ga, trans_b=True)
-                gy = ga
-            Rgy = Rga
+            gpair = get(("ga", i), (2 * n, W.shape[0]))
+            if gauss_newton:
+                F._gemm(Rdelta, W, gpair[n:], trans_b=True)    # R{delta} W^T
+            else:
+                F._gemm(dpair, W, gpair, trans_b=True)         # [delta W^T; R{delta} W^T]
+                F._gemm(delta, e["VW"], gpair[n:], trans_b=True, beta=1.0)   # + delta V_W^T
     if as_list:
         return results
     return np.concatenate([r.ravel() for r in results])
