@@ -261,6 +261,52 @@ class Sequential(Module):
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
 
+    @classmethod
+    def from_torch(cls, module):
+        """A Sequential with the layers and values of a torch module (see ``nn._torch``).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            A ``torch.nn.Sequential`` (or one layer) of Linear, ReLU, Sigmoid,
+            Tanh, LeakyReLU, ELU, GELU, SiLU, Softplus, BatchNorm1d,
+            LayerNorm, Dropout (Identity/Flatten skipped), float32 or float64.
+
+        Returns
+        -------
+        Sequential
+        """
+        from ._torch import from_torch
+        return from_torch(module)
+
+    def to_torch(self):
+        """This model as a ``torch.nn.Sequential`` (W transposed, dtype and mode kept).
+
+        Returns
+        -------
+        torch.nn.Sequential
+        """
+        from ._torch import to_torch
+        return to_torch(self)
+
+    def to_onnx(self, path, *, opset=17):
+        """Export the model (as in eval mode) to an ONNX file; see ``nn._onnx``.
+
+        Parameters
+        ----------
+        path : str or path-like
+        opset : int, default 17
+            >= 17 (LayerNormalization), at most the installed onnx's newest.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The model written, checked by ``onnx.checker``. Needs ``onnx``
+            (``pip install "cyprop[onnx]"``).
+        """
+        from ._onnx import to_onnx
+        return to_onnx(self, path, opset=opset)
+
     def save(self, path):
         """Save the model to ``path`` (an ``.npz`` file; no suffix is added).
 
