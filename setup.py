@@ -46,11 +46,13 @@ def _compiler_supports_openmp(compiler, flag):
             f.write(_OPENMP_TEST)
         # the user's LDFLAGS (e.g. -fsanitize=...) apply to this link too, as to the extensions'
         ldflags = os.environ.get("LDFLAGS", "").split()
+        flags = flag.split()
+        compile_flags = [f for f in flags if not f.startswith("-l")]
         try:
-            objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=compile_flags)
             compiler.link_executable(
                 objs, "omp_test", output_dir=tmp,
-                extra_postargs=([] if flag.startswith("/") else [flag]) + ldflags,
+                extra_postargs=([] if flag.startswith("/") else flags) + ldflags,
             )
         except Exception:  # CompileError, LinkError, missing compiler pieces
             return False
@@ -81,6 +83,12 @@ class BuildExt(build_ext):
             compile_args.append(omp_flag)
             if not msvc:
                 link_args.append(omp_flag)
+        elif (want_openmp and sys.platform == "darwin"
+              and _compiler_supports_openmp(self.compiler, "-Xpreprocessor -fopenmp -lomp")):
+            # Apple clang: OpenMP through Homebrew's libomp (CFLAGS/LDFLAGS point at it;
+            # [tool.cibuildwheel.macos] in pyproject.toml sets them for the wheels)
+            compile_args += ["-Xpreprocessor", "-fopenmp"]
+            link_args.append("-lomp")
         else:
             warnings.warn(
                 "cyprop: building WITHOUT OpenMP; kernels will run on one thread. "
