@@ -2,7 +2,7 @@
 
 A ReLU unit that outputs 0 on every row of the data is dead: its gradient is
 0 everywhere, so no update brings it back. A sigmoid or tanh unit whose
-output sits in the flat tail (sigmoid outside (0.01, 0.99), |tanh| > 0.99)
+output sits in the flat tail (sigmoid outside (0.01, 0.99), ``|tanh| > 0.99``)
 on more than 99% of the rows is saturated: its derivative is below 0.01
 there and its gradients vanish. A Linear layer's all-zero weight column is
 a unit that receives nothing from its inputs. The gradient norm per layer
