@@ -55,6 +55,21 @@ def test_environment_variable_selects_scipy():
     assert out.stdout.strip() == "scipy"
 
 
+def test_without_scipy_openblas32_the_kernels_use_scipys():
+    code = ("import sys; sys.modules['scipy_openblas32'] = None\n"
+            "import numpy as np, cyprop, pytest\n"
+            "from cyprop import _blas, functional as F\n"
+            "assert cyprop.blas_info()['name'] == 'scipy', cyprop.blas_info()\n"
+            "with pytest.raises(ImportError):\n"
+            "    with _blas._using('scipy-openblas32'): pass\n"
+            "assert cyprop.blas_info()['name'] == 'scipy'\n"
+            "y = F.linear_forward(np.ones((300, 70)), np.ones((70, 90)), np.zeros(90))\n"
+            "assert (y == 70).all(); print('ok')")
+    out = _run(code, CYPROP_BLAS="")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_unknown_environment_value_is_a_clear_error():
     out = _run("import cyprop", CYPROP_BLAS="mkl")
     assert out.returncode != 0
@@ -104,6 +119,17 @@ def test_products_checks_its_arrays():
     out = np.empty((3, 5))
     _linear._products([(a.T.copy(), b, out, True, False)], 2)
     np.testing.assert_array_equal(out, 4.0)
+
+
+def test_a_library_that_cannot_be_had_changes_nothing(monkeypatch):
+    before = cyprop.blas_info()
+    monkeypatch.setattr(_blas, "_scipy_openblas32", lambda: None)
+    with pytest.raises(ImportError, match="scipy-openblas32 package is not installed"):
+        with _blas._using("scipy-openblas32"):
+            pass
+    assert cyprop.blas_info() == before
+    x, W = np.ones((3, 4)), np.ones((4, 5))
+    np.testing.assert_array_equal(F.linear_forward(x, W, np.zeros(5)), 4.0)
 
 
 def test_set_blas_functions_wants_all_addresses_or_none():

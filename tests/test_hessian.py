@@ -98,7 +98,9 @@ def test_list_form_in_list_form_out():
 def test_threads_give_the_same_bits(product, dtype):
     # large enough for the parallel element-wise loops and blocked GEMMs
     rng = np.random.default_rng(3)
-    model = _mlp(("gelu", "tanh", None), sizes=(40, 300, 200, 10), dtype=dtype)
+    model = _mlp(("gelu", "tanh", None), sizes=(40, 300, 200, 10), dtype=dtype,
+                 extra=[(1, nn.BatchNorm1d(300, dtype=dtype)), (2, nn.Dropout(0.2, seed=1)),
+                        (4, nn.LayerNorm(200, dtype=dtype))])
     x = rng.standard_normal((400, 40)).astype(dtype)
     t = rng.integers(0, 10, 400)
     v = rng.standard_normal(model._values.size).astype(dtype)
@@ -195,6 +197,83 @@ def test_matches_torch_double_backward():
                                rtol=1e-9, atol=1e-12)
 
 
+class _Custom(nn.Module):
+    dtype = np.dtype(F64)
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dy, *, need_dx=True):
+        return dy
+
+
+def _fd_hvp_fixed_masks(model, loss_fn, x, t, v, eps=1e-5):
+    """As _fd_hvp, each gradient with the Dropout layers' masks of their current step."""
+    drops = [(layer, layer.step) for layer in model.layers if isinstance(layer, nn.Dropout)]
+    th = model._values.copy()
+
+    def grad(theta):
+        for layer, step in drops:
+            layer.step = step
+        return _grad(model, loss_fn, x, t, theta)
+    out = (grad(th + eps * v) - grad(th - eps * v)) / (2 * eps)
+    for layer, step in drops:
+        layer.step = step
+    return out
+
+
+NORM_MODELS = {
+    "bn-train": lambda: [nn.Linear(5, 8, dtype=F64, seed=0), nn.BatchNorm1d(8, dtype=F64),
+                         nn.Tanh(), nn.Linear(8, 3, dtype=F64, seed=1)],
+    "bn-first-no-affine-then-bn": lambda: [nn.BatchNorm1d(5, affine=False, dtype=F64),
+                                           nn.BatchNorm1d(5, dtype=F64), nn.GELU(),
+                                           nn.Linear(5, 3, dtype=F64, seed=1)],
+    "ln": lambda: [nn.Linear(5, 7, dtype=F64, seed=0), nn.LayerNorm(7, dtype=F64), nn.SiLU(),
+                   nn.Linear(7, 4, dtype=F64, seed=1),
+                   nn.LayerNorm(4, elementwise_affine=False, dtype=F64)],
+    "ln-first": lambda: [nn.LayerNorm(5, dtype=F64), nn.Linear(5, 3, activation="sigmoid",
+                                                              dtype=F64, seed=1)],
+    "dropout-train": lambda: [nn.Linear(5, 9, activation="tanh", dtype=F64, seed=0),
+                              nn.Dropout(0.4, seed=3), nn.Linear(9, 6, dtype=F64, seed=1),
+                              nn.BatchNorm1d(6, affine=False, dtype=F64), nn.ReLU(),
+                              nn.Dropout(0.2, seed=4), nn.Linear(6, 3, dtype=F64, seed=2)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NORM_MODELS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_norm_and_dropout_layers_match_finite_differences(name, mode, loss):
+    rng = np.random.default_rng(11)
+    model = nn.Sequential(*NORM_MODELS[name]())
+    for layer in model.layers:
+        if isinstance(layer, nn.BatchNorm1d):
+            layer.running_mean = rng.uniform(-1, 1, layer.num_features)
+            layer.running_var = rng.uniform(0.5, 2, layer.num_features)
+        if getattr(layer, "gamma", None) is not None:
+            layer.gamma = rng.uniform(0.5, 1.5, layer.gamma.size)
+            layer.beta = rng.uniform(-0.5, 0.5, layer.beta.size)
+    model.train(mode == "train")
+    x = rng.standard_normal((10, 5))
+    loss_fn, t = _loss_and_target(loss, rng, 10, 3)
+    if name == "ln":
+        loss_fn, t = (nn.SoftmaxCrossEntropy(), rng.integers(0, 4, 10)) if loss == "ce" else \
+            (nn.MSELoss(), rng.standard_normal((10, 4)))
+    stats = [a.copy() for layer in model.layers if hasattr(layer, "buffers")
+             for a in layer.buffers().values()]
+    v, u = rng.standard_normal(model._values.size), rng.standard_normal(model._values.size)
+    Hv, Hu = hessian.hvp(model, loss_fn, x, t, v), hessian.hvp(model, loss_fn, x, t, u)
+    Gv = hessian.ggnvp(model, loss_fn, x, t, v)
+    after = [a for layer in model.layers if hasattr(layer, "buffers")
+             for a in layer.buffers().values()]
+    for a, b in zip(after, stats):   # the products leave the running statistics alone
+        np.testing.assert_array_equal(a, b)
+    fd = _fd_hvp_fixed_masks(model, loss_fn, x, t, v)
+    np.testing.assert_allclose(Hv, fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
+    assert u @ Hv == pytest.approx(v @ Hu, rel=1e-9, abs=1e-12)
+    assert v @ Gv >= -1e-12 * np.abs(Gv).max()   # positive semi-definite
+
+
 def test_bad_input_is_a_clear_error():
     rng = np.random.default_rng(9)
     model = _mlp(ACTS[0])
@@ -212,17 +291,19 @@ def test_bad_input_is_a_clear_error():
         hessian.hvp(model, ce, x, t, [np.ones(3)])
     with pytest.raises(ValueError, match=r"x must have shape \(N, 5\)"):
         hessian.hvp(model, ce, np.ones((4, 6)), t, np.ones(size))
-    with pytest.raises(TypeError, match="BatchNorm1d has no R-op"):
+    with pytest.raises(TypeError, match="_Custom has no R-op"):
+        hessian.hvp(nn.Sequential(nn.Linear(5, 3, dtype=F64), _Custom()), ce, x, t, np.ones(18))
+    with pytest.raises(ValueError, match="more than one row"):
         hessian.hvp(nn.Sequential(nn.Linear(5, 3, dtype=F64), nn.BatchNorm1d(3, dtype=F64)),
-                    ce, x, t, np.ones(21))
-    with pytest.raises(TypeError, match=r"Dropout in training mode \(call model.eval\(\)\)"):
-        hessian.ggnvp(nn.Sequential(nn.Linear(5, 3, dtype=F64), nn.Dropout(0.2)), ce, x, t,
-                      np.ones(18))
+                    ce, x[:1], t[:1], np.ones(24))
     with pytest.raises(TypeError, match="weight or ignore_index"):
         hessian.hvp(model, nn.SoftmaxCrossEntropy(weight=[1, 2, 3]), x, t, np.ones(size))
     with pytest.raises(TypeError, match="has no R-op"):
         hessian.hvp(model, object(), x, t, np.ones(size))
     with pytest.raises(ValueError, match="no parameters"):
         hessian.hvp(nn.Sequential(nn.ReLU(dtype=F64)), ce, x, t, np.ones(0))
+    with pytest.raises(ValueError, match="no parameters"):
+        hessian.hvp(nn.Sequential(nn.LayerNorm(5, elementwise_affine=False, dtype=F64)), ce, x,
+                    t, np.ones(0))
     with pytest.raises(TypeError, match="Sequential"):
         hessian.hvp(nn.Linear(5, 3, dtype=F64), ce, x, t, np.ones(18))

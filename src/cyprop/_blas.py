@@ -87,7 +87,8 @@ def _scipy_thread_functions():
     return _thread_functions(ctypes.CDLL(candidates[0].filepath)), candidates[0]
 
 
-def _use_scipy_openblas32(found):
+def _scipy_openblas32_choice(found):
+    """(function addresses, thread hooks, info) of scipy-openblas32's library, or None."""
     lib, path, version = found
     try:
         addresses = [_address(lib, f"scipy_{name}_") for name in ("sgemm", "dgemm", "sgemv", "dgemv")]
@@ -97,33 +98,28 @@ def _use_scipy_openblas32(found):
     if hooks is None:
         return None
     _keep.append(lib)
-    _linear.set_blas_functions(*addresses)
-    _info.update(name="scipy-openblas32", version=version, filepath=path)
-    return hooks
+    return addresses, hooks, dict(name="scipy-openblas32", version=version, filepath=path)
 
 
-def _use_scipy():
-    _linear.set_blas_functions()
+def _scipy_choice():
     hooks, controller = _scipy_thread_functions()
-    _info.update(name="scipy", version=getattr(controller, "version", None),
-                 filepath=getattr(controller, "filepath", None))
-    return hooks
+    return [], hooks, dict(name="scipy", version=getattr(controller, "version", None),
+                           filepath=getattr(controller, "filepath", None))
 
 
 def _select(choice):
-    """Point the kernels at the BLAS ``choice`` names; return its thread hooks or None."""
+    """(function addresses, thread hooks, info) for the BLAS ``choice`` names; changes nothing."""
     if choice not in _CHOICES:
         raise ValueError(f"CYPROP_BLAS must be one of {', '.join(_CHOICES)}; got {choice!r}")
-    _info.clear()
     if choice != "scipy":
         found = _scipy_openblas32()
-        hooks = _use_scipy_openblas32(found) if found is not None else None
-        if hooks is not None:
-            return hooks
+        picked = _scipy_openblas32_choice(found) if found is not None else None
+        if picked is not None:
+            return picked
         if choice == "scipy-openblas32":
             raise ImportError("CYPROP_BLAS=scipy-openblas32, but the scipy-openblas32 package "
                               "is not installed or its library lacks ?gemm/?gemv")
-    return _use_scipy()
+    return _scipy_choice()
 
 
 def blas_info():
@@ -147,10 +143,17 @@ def blas_info():
 
 
 def _set_backend(choice):
-    """Switch the kernels' BLAS (for benchmarks and tests; no kernel may be running)."""
+    """Switch the kernels' BLAS (for benchmarks and tests; no kernel may be running).
+
+    Nothing changes when ``choice`` cannot be had (the error propagates).
+    """
     global _hooks
-    _hooks = _select(choice)
-    _linear.set_blas_thread_hooks(*(_hooks or (0, 0)))
+    addresses, hooks, info = _select(choice)
+    _linear.set_blas_functions(*addresses)
+    _hooks = hooks
+    _linear.set_blas_thread_hooks(*(hooks or (0, 0)))
+    _info.clear()
+    _info.update(info)
 
 
 @contextlib.contextmanager

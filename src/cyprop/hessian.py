@@ -23,11 +23,15 @@ where a training step's forward takes one, the backward five where a step's
 takes two: at most about 8/3 of a forward + backward (measured in the README).
 
 Supported: ``nn.Sequential`` of ``Linear`` (any fused activation), the
-activation layers, ``Dropout`` in eval mode (or p = 0); losses
+activation layers, ``BatchNorm1d`` (batch statistics in training mode, the
+running ones in eval mode; the running statistics are not touched),
+``LayerNorm``, ``Dropout`` (in training mode with the mask of the layer's
+current ``step``, the one its next forward draws); losses
 ``SoftmaxCrossEntropy`` (no ``weight``/``ignore_index``; ``label_smoothing``
 and probability targets allowed), ``MSELoss``, ``BCEWithLogitsLoss`` (no
-``pos_weight``), ``HuberLoss``, ``L1Loss``. Other layers (``BatchNorm1d``,
-``LayerNorm``, Dropout in training mode) raise TypeError.
+``pos_weight``), ``HuberLoss``, ``L1Loss``. Another layer type raises
+TypeError. The normalizations' R-ops are NumPy expressions in float64
+(``_norm_forward``/``_norm_backward``), the rest Cython kernels.
 """
 import weakref
 
@@ -35,8 +39,8 @@ import numpy as np
 
 from . import functional as F
 from ._validation import ACTIVATION_PARAMS, FLOAT_DTYPES
-from .nn import (BCEWithLogitsLoss, Dropout, HuberLoss, L1Loss, Linear, MSELoss, ReLU, Sigmoid,
-                 SoftmaxCrossEntropy, Tanh)
+from .nn import (BatchNorm1d, BCEWithLogitsLoss, Dropout, HuberLoss, L1Loss, LayerNorm, Linear,
+                 MSELoss, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh)
 from .nn._activation import _PreActivation
 from .nn._module import _in_use
 
@@ -44,30 +48,33 @@ __all__ = ["hvp", "ggnvp"]
 
 _LINEAR_PIECES = (0, 1, 4)   # identity, ReLU, leaky ReLU: act'' = 0
 _SUPPORTED = ("Linear (any activation), ReLU, Sigmoid, Tanh, LeakyReLU, ELU, GELU, SiLU, "
-              "Softplus, Dropout in eval mode")
+              "Softplus, BatchNorm1d, LayerNorm, Dropout")
 
 
 def _ops(model):
-    """The model's layers as (layer, activation code, a, b) R-op steps; Dropout(eval) dropped."""
+    """The model's layers as (kind, layer, activation code, a, b) R-op steps; identities dropped."""
     layers = getattr(model, "layers", None)
     if layers is None:
         raise TypeError(f"model must be a cyprop.nn.Sequential, got {type(model).__name__}")
     ops = []
     for layer in layers:
         if isinstance(layer, Linear):
-            ops.append((layer, layer._code, *ACTIVATION_PARAMS.get(layer._code, (0.0, 0.0))))
+            ops.append(("linear", layer, layer._code,
+                        *ACTIVATION_PARAMS.get(layer._code, (0.0, 0.0))))
         elif type(layer) in (ReLU, Sigmoid, Tanh):
-            ops.append((layer, layer._code, 0.0, 0.0))
+            ops.append(("act", layer, layer._code, 0.0, 0.0))
         elif isinstance(layer, _PreActivation):
-            ops.append((layer, *F._activation2_args(layer._name, **layer._kwargs())))
-        elif isinstance(layer, Dropout) and (not layer.training or layer.p == 0):
-            continue   # the identity
+            ops.append(("act", layer, *F._activation2_args(layer._name, **layer._kwargs())))
+        elif isinstance(layer, (BatchNorm1d, LayerNorm)):
+            ops.append(("norm", layer, 0, 0.0, 0.0))
+        elif isinstance(layer, Dropout):
+            if layer.training and layer.p > 0:
+                ops.append(("dropout", layer, 0, 0.0, 0.0))
+            # else: the identity
         else:
-            what = "Dropout in training mode (call model.eval())" if isinstance(layer, Dropout) \
-                else type(layer).__name__
-            raise TypeError(f"{what} has no R-op: hvp/ggnvp support {_SUPPORTED}")
-    if not any(isinstance(op[0], Linear) for op in ops):
-        raise ValueError("the model has no parameters (no Linear layer)")
+            raise TypeError(f"{type(layer).__name__} has no R-op: hvp/ggnvp support {_SUPPORTED}")
+    if not model.parameters():
+        raise ValueError("the model has no parameters")
     return ops
 
 
@@ -161,9 +168,12 @@ def _product(model, loss_fn, x, target, v, gauss_newton):
     _check_loss(loss_fn)
     V, as_list = _split_v(model, v)
     x = model._input(x)
-    first = next(op[0] for op in ops if isinstance(op[0], Linear))
-    if x.ndim != 2 or x.shape[1] != first.in_features:
-        raise ValueError(f"x must have shape (N, {first.in_features}), got {x.shape}")
+    width = model._in_features
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ValueError(f"x must have shape (N, {width}), got {x.shape}")
+    if x.shape[0] < 2 and any(op[0] == "norm" and isinstance(op[1], BatchNorm1d)
+                              and op[1].training for op in ops):
+        raise ValueError("BatchNorm1d in training mode needs more than one row")
     x = np.ascontiguousarray(x)
     if not model._call_lock.acquire(False):
         raise _in_use(model)
@@ -173,29 +183,128 @@ def _product(model, loss_fn, x, target, v, gauss_newton):
         model._call_lock.release()
 
 
+def _norm_forward(layer, x, Rx, Vg, Vb):
+    """BatchNorm1d / LayerNorm and their R-forward, in float64: (y, R{y}, cache).
+
+    x_hat = (x - mu) / s, s = sqrt(var + eps), over the batch (BatchNorm in
+    training mode), the features (LayerNorm), or with the running statistics
+    (BatchNorm in eval mode); y = gamma x_hat + beta. With the statistics
+    from the batch, R{s} = mean(x_hat R{x}) and
+    R{x_hat} = (R{x} - mean(R{x}) - x_hat R{s}) / s.
+    """
+    x = x.astype(np.float64)
+    Rx = None if Rx is None else Rx.astype(np.float64)
+    batch_stats = isinstance(layer, LayerNorm) or layer.training
+    axis = 1 if isinstance(layer, LayerNorm) else 0
+    if batch_stats:
+        mu = x.mean(axis=axis, keepdims=True)
+        s = np.sqrt(((x - mu) ** 2).mean(axis=axis, keepdims=True) + layer.eps)
+    else:
+        mu = layer.running_mean.astype(np.float64)
+        s = np.sqrt(layer.running_var.astype(np.float64) + layer.eps)
+    xh = (x - mu) / s
+    if Rx is None:
+        Rxh, Rs = None, None
+    elif batch_stats:
+        Rs = (xh * Rx).mean(axis=axis, keepdims=True)
+        Rxh = (Rx - Rx.mean(axis=axis, keepdims=True) - xh * Rs) / s
+    else:
+        Rxh, Rs = Rx / s, None
+    affine = layer.gamma is not None
+    gamma = layer.gamma.astype(np.float64) if affine else 1.0
+    y = gamma * xh + (layer.beta if affine else 0.0)
+    Ry = None
+    if Rxh is not None or affine:
+        Ry = (gamma * Rxh if Rxh is not None else 0.0) + \
+            ((Vg * xh + Vb) if affine else 0.0)
+        Ry = np.broadcast_to(Ry, xh.shape)
+    cache = dict(xh=xh, s=s, Rxh=Rxh, Rs=Rs, gamma=gamma, affine=affine, axis=axis,
+                 batch_stats=batch_stats)
+    return y, Ry, cache
+
+
+def _norm_backward(c, g, Rg, Vg, need_dx, gauss_newton):
+    """(dx, R{dx}, R{dgamma}, R{dbeta}) of a normalization; see _norm_forward.
+
+    Plain: gxh = gamma g, dx = (gxh - mean(gxh) - x_hat mean(gxh x_hat)) / s
+    with the batch statistics (gamma g / s with the running ones). R{} of it
+    by the product rule, R{1/s} = -R{s} / s^2. Gauss-Newton: the plain
+    backward of Rg alone.
+    """
+    xh, s, axis, gamma = c["xh"], c["s"], c["axis"], c["gamma"]
+    Rg = Rg.astype(np.float64)
+    g = None if g is None else g.astype(np.float64)
+
+    def plain(grad):
+        gxh = gamma * grad
+        if not c["batch_stats"]:
+            return gxh / s
+        return (gxh - gxh.mean(axis=axis, keepdims=True)
+                - xh * (gxh * xh).mean(axis=axis, keepdims=True)) / s
+
+    if gauss_newton:
+        Rdgamma = (Rg * xh).sum(axis=0) if c["affine"] else None
+        return None, (plain(Rg) if need_dx else None), Rdgamma, Rg.sum(axis=0)
+    Rxh = c["Rxh"]
+    Rdgamma = None
+    if c["affine"]:
+        Rdgamma = (Rg * xh).sum(axis=0) + ((g * Rxh).sum(axis=0) if Rxh is not None else 0.0)
+    Rdbeta = Rg.sum(axis=0)
+    if not need_dx:
+        return None, None, Rdgamma, Rdbeta
+    dx = plain(g)
+    Rgxh = gamma * Rg + (Vg * g if c["affine"] else 0.0)
+    if not c["batch_stats"]:
+        return dx, Rgxh / s, Rdgamma, Rdbeta
+    gxh = gamma * g
+    m2 = (gxh * xh).mean(axis=axis, keepdims=True)
+    inner = Rgxh - Rgxh.mean(axis=axis, keepdims=True) - xh * (Rgxh * xh).mean(
+        axis=axis, keepdims=True)
+    if Rxh is not None:
+        inner = inner - Rxh * m2 - xh * (gxh * Rxh).mean(axis=axis, keepdims=True)
+    Rdx = inner / s - (dx * c["Rs"] / s if c["Rs"] is not None else 0.0)
+    return dx, Rdx, Rdgamma, Rdbeta
+
+
+def _dropout(layer, a):
+    """a through the layer's mask of its current step (its next forward's)."""
+    return F.dropout_forward(np.ascontiguousarray(a), layer.p, seed=layer.seed, step=layer.step)
+
+
 def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
-    """The two passes. Below the first Linear, R{a} = 0 (None). Above it, every
-    activation a and its R{a} live in one (2N, width) array, R{a} on top, so
-    that one GEMM takes both: [R{a}; a] W gives R{a} W and a W, and in the
-    backward [R{a}; a]^T [delta; R{delta}] = R{a}^T delta + a^T R{delta} (the
-    weight product of the Hessian) and [delta; R{delta}] W^T the two input
-    gradients."""
+    """The two passes. Before the first layer with parameters, R{a} = 0 (None).
+    After a Linear, every activation a and its R{a} live in one (2N, width)
+    array, R{a} on top, so that one GEMM takes both: [R{a}; a] W gives R{a} W
+    and a W, and in the backward [R{a}; a]^T [delta; R{delta}] = R{a}^T delta
+    + a^T R{delta} (the weight product of the Hessian) and [delta; R{delta}]
+    W^T the two input gradients. Normalization and Dropout layers work on
+    the halves (and write pairs)."""
     dtype, n = x.dtype, x.shape[0]
     ws = _workspaces(model, n)
 
     def get(key, shape):
         return ws.get(key, shape, dtype)
 
-    # forward and R-forward: pair = [R{a}; a] (2N, width), or None below the first Linear
+    def as_pair(key, R, y):
+        """A (2N, width) workspace holding [R; y] (R None: not a pair, y returned)."""
+        if R is None:
+            return np.ascontiguousarray(y, dtype), None
+        pair = get(key, (2 * n,) + y.shape[1:])
+        pair[:n], pair[n:] = R, y
+        return pair[n:], pair
+
+    # forward and R-forward
     a, pair, saved, k = x, None, [], 0
-    for i, (layer, code, pa, pb) in enumerate(ops):
-        if isinstance(layer, Linear):
+    for i, (kind, layer, code, pa, pb) in enumerate(ops):
+        entry = {"kind": kind, "code": code}
+        Ra = None if pair is None else pair[:n]
+        if kind == "linear":
             W, b = layer.W, layer.b
             VW = V[k]
             Vb = V[k + 1] if b is not None else None
+            entry.update(a=a, pair=pair, W=W, VW=VW, out=k, bias=b is not None)
             k += 1 + (b is not None)
-            width = W.shape[1]
-            zpair = get(("z", i), (2 * n, width))
+            zpair = get(("z", i), (2 * n, W.shape[1]))
             Rz, z = zpair[:n], zpair[n:]
             if pair is None:
                 F._linear_into(a, W, b, z)                  # z = a W + b
@@ -205,21 +314,32 @@ def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
                 z[...] = 0 if b is None else b
                 F._gemm(pair, W, zpair, beta=1.0)           # [R{a} W + V_b; a W + b]
                 F._gemm(a, VW, Rz, beta=1.0)                # + a V_W
-            entry = {"a": a, "pair": pair, "W": W, "VW": VW, "out": k - 1 - (b is not None),
-                     "bias": b is not None, "Rz": Rz}
+        elif kind == "norm":
+            affine = layer.gamma is not None
+            Vg, Vb = (V[k], V[k + 1]) if affine else (None, None)
+            entry.update(out=k, affine=affine, Vg=Vg)
+            k += 2 if affine else 0
+            y, Ry, entry["cache"] = _norm_forward(layer, a, Ra, Vg, Vb)
+            z, zpair = as_pair(("z", i), Ry, y)
+            Rz = None if zpair is None else zpair[:n]
+        elif kind == "dropout":
+            entry["layer"] = layer
+            z, zpair = as_pair(("z", i), None if Ra is None else _dropout(layer, Ra),
+                               _dropout(layer, a))
+            Rz = None if zpair is None else zpair[:n]
         else:
-            z, Rz, zpair, entry = a, (None if pair is None else pair[:n]), pair, {}
-            entry["Rz"] = Rz
+            z, Rz, zpair = a, Ra, pair
+        entry["Rz"] = Rz
         if code:
             d1, d2 = get(("d1", i), z.shape), get(("d2", i), z.shape)
-            if zpair is None:   # below the first Linear: no R{a}
+            if zpair is None:   # no R{a} yet
                 y, Ry, ypair = get(("y", i), z.shape), None, None
             else:
                 ypair = get(("y", i), zpair.shape)
                 Ry, y = ypair[:n], ypair[n:]
             F._act_forward_into(z, y, code, pa, pb)
             F._act_rforward(z, Rz, Ry, d1, d2, code, pa, pb)
-            entry.update(d1=d1, d2=d2, code=code)
+            entry.update(d1=d1, d2=d2)
         else:
             y, ypair = z, zpair
         saved.append(entry)
@@ -233,8 +353,9 @@ def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
 
     # backward and R-backward, on pairs [delta; R{delta}]
     results = [None] * len(V)
-    first_linear = next(i for i, e in enumerate(saved) if "W" in e)
-    for i in range(len(saved) - 1, first_linear - 1, -1):
+    first = next(i for i, e in enumerate(saved) if e["kind"] == "linear"
+                 or (e["kind"] == "norm" and e["affine"]))
+    for i in range(len(saved) - 1, first - 1, -1):
         e = saved[i]
         gy, Rgy = gpair[:n], gpair[n:]
         if "d1" in e:
@@ -245,10 +366,28 @@ def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
                              None if gauss_newton else dpair[:n], dpair[n:])
         else:
             dpair = gpair
-        if "W" not in e:
+        delta, Rdelta = dpair[:n], dpair[n:]
+        if e["kind"] == "norm":
+            dx, Rdx, Rdgamma, Rdbeta = _norm_backward(e["cache"], None if gauss_newton else delta,
+                                                      Rdelta, e["Vg"], i > first, gauss_newton)
+            if e["affine"]:
+                results[e["out"]] = Rdgamma.astype(dtype)
+                results[e["out"] + 1] = Rdbeta.astype(dtype)
+            if i > first:
+                gpair = get(("ga", i), gpair.shape)
+                gpair[n:] = Rdx
+                if not gauss_newton:
+                    gpair[:n] = dx
+            continue
+        if e["kind"] == "dropout":
+            gpair = get(("ga", i), gpair.shape)
+            gpair[n:] = _dropout(e["layer"], Rdelta)
+            if not gauss_newton:
+                gpair[:n] = _dropout(e["layer"], delta)
+            continue
+        if e["kind"] != "linear":
             gpair = dpair
             continue
-        delta, Rdelta = dpair[:n], dpair[n:]
         W, ain, pair = e["W"], e["a"], e["pair"]
         RdW = np.empty_like(W)
         if gauss_newton or pair is None:
@@ -258,7 +397,7 @@ def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
         results[e["out"]] = RdW
         if e["bias"]:
             results[e["out"] + 1] = Rdelta.sum(axis=0, dtype=np.float64).astype(dtype)
-        if i > first_linear:
+        if i > first:
             gpair = get(("ga", i), (2 * n, W.shape[0]))
             if gauss_newton:
                 F._gemm(Rdelta, W, gpair[n:], trans_b=True)    # R{delta} W^T
