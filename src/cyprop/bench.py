@@ -1156,27 +1156,23 @@ def main(argv=None):
           + "".join(f", {m} {_optional(m).__version__}" for m in ("torch", "jax")
                     if _optional(m) is not None)
           + (f"; under load: {args.under_load} busy processes" if args.under_load else ""))
-    if args.checkpoint:
-        rows = checkpoint_memory()
-        print(format_checkpoint(rows))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
-        return 0
-    if args.hessian:
-        rows = hessian_products(dtypes, threads, args.repeats, args.target, args.settle)
-        print(format_hessian(rows))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
-        return 0
-    if args.compare_blas:
-        rows = compare_blas(dtypes, threads, args.repeats, args.target, args.settle)
-        print(format_compare_blas(rows) if rows else "scipy-openblas32 is not installed")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
-        return 0
+    # the modes that print one table of their own and stop
+    standalone = [(args.checkpoint, lambda: checkpoint_memory(), format_checkpoint),
+                  (args.hessian, lambda: hessian_products(dtypes, threads, args.repeats,
+                                                          args.target, args.settle),
+                   format_hessian),
+                  (args.compare_blas, lambda: compare_blas(dtypes, threads, args.repeats,
+                                                           args.target, args.settle),
+                   lambda rows: format_compare_blas(rows) if rows
+                   else "scipy-openblas32 is not installed")]
+    for wanted, measure_rows, fmt in standalone:
+        if wanted:
+            rows = measure_rows()
+            print(fmt(rows))
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(rows, f, indent=1)
+            return 0
     with busy_processes(args.under_load):
         return _report(args, threads, dtypes, which)
 
