@@ -51,7 +51,7 @@ from _arrays cimport data_of, fits, float_type
 from _step cimport ChainStep
 
 from _numerics cimport (ACT_NONE, activation_inplace, activation_backward_span,
-                        parallel_activation_forward, parallel_activation_backward)
+                        parallel_activation_forward, parallel_activation_backward, scale_span)
 from _team cimport (bind_team, cp_region, cp_region_begin, cp_block_begin, cp_block_end,
                     cp_region_end)
 
@@ -953,8 +953,14 @@ def gemm(a, b, out, bint trans_a, bint trans_b, double beta, int n_threads):
         return
     with nogil:
         saved = blas_single_thread_enter()
-        if K == 0:
-            scale_rows(pc, typenum, M * N, beta)
+        if K == 0:   # nothing to sum: out = beta * out, and BLAS's beta = 0 writes zeros
+            if beta == 0:
+                memset(pc, 0, M * N * (sizeof(float) if typenum == cnp.NPY_FLOAT
+                                       else sizeof(double)))
+            elif typenum == cnp.NPY_FLOAT:
+                scale_span[float](<float*>pc, <float>beta, M * N)
+            else:
+                scale_span[double](<double*>pc, beta, M * N)
         elif typenum == cnp.NPY_FLOAT:
             parallel_gemm[float](trans_a, trans_b, M, N, K, <float*>pa, <int>(M if trans_a else K),
                                  <float*>pb, <int>(K if trans_b else N), <float*>pc, <int>N,
@@ -965,17 +971,6 @@ def gemm(a, b, out, bint trans_a, bint trans_b, double beta, int n_threads):
                                   <int>(K if trans_b else N), <double*>pc, <int>N, n_threads,
                                   beta)
         blas_threads_restore(saved)
-
-
-cdef inline void scale_rows(void* c, int typenum, Py_ssize_t size, double beta) noexcept nogil:
-    """c *= beta (0: zero), for a product with nothing to sum (K == 0)."""
-    cdef Py_ssize_t i
-    if typenum == cnp.NPY_FLOAT:
-        for i in range(size):
-            (<float*>c)[i] = 0 if beta == 0 else <float>beta * (<float*>c)[i]
-    else:
-        for i in range(size):
-            (<double*>c)[i] = 0 if beta == 0 else beta * (<double*>c)[i]
 
 
 def _products(list products, int n_threads):
