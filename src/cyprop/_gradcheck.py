@@ -69,14 +69,14 @@ def _compare(analytic, numeric, rtol, atol):
         if a.size == 0:
             continue
         err = np.abs(a - n)
-        excess = err - (atol + rtol * np.abs(n))
-        excess = np.where(np.isnan(err), np.inf, excess)
+        nan = np.isnan(err)
+        excess = np.where(nan, np.inf, err - (atol + rtol * np.abs(n)))
         i = int(np.argmax(excess))
-        max_abs = max(max_abs, float(np.nanmax(err)) if not np.isnan(err).all() else np.inf)
-        max_rel = max(max_rel, float(np.nanmax(err / np.maximum(np.abs(n), atol)))
-                      if not np.isnan(err).all() else np.inf)
-        if np.isnan(err).any():
+        if nan.any():   # a NaN on either side: the errors are unbounded
             max_abs = max_rel = np.inf
+        else:
+            max_abs = max(max_abs, float(err.max()))
+            max_rel = max(max_rel, float((err / np.maximum(np.abs(n), atol)).max()))
         if excess[i] > worst_excess:
             worst, worst_excess = (k, i), excess[i]
     k, i = worst
