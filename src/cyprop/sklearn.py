@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 from . import functional as F
 from . import nn, optim
+from .optim._minimize import _chunked_loss_grad, _row_chunks
 from ._threads import threads
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -293,7 +294,7 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's lbfgs solver: L-BFGS-B over all rows (scipy), alpha on the weights."""
         model = self._model
         n = X.shape[0]
-        chunks = [(i, min(i + _LBFGS_CHUNK_ROWS, n)) for i in range(0, n, _LBFGS_CHUNK_ROWS)]
+        chunks = _row_chunks(n, _LBFGS_CHUNK_ROWS)
         # where the weights (not the biases) lie in the flat parameter buffer
         is_weight = np.zeros(model._values.size, bool)
         offset = 0
@@ -301,16 +302,14 @@ class _BaseMLP(BaseEstimator):
             is_weight[offset:offset + p.value.size] = p.value.ndim == 2
             offset += p.value.size
 
+        def chunk_loss(out, i, j):   # the chunk's mean loss and gradient, weighted by its rows
+            loss, g = self._loss_grad(out, y[i:j], j - i)
+            g *= (j - i) / n
+            return loss * (j - i) / n, g
+
         def loss_grad(theta):
             model._values[...] = theta
-            total, grad = 0.0, np.zeros(theta.size)
-            for i, j in chunks:   # each chunk's mean loss and gradient, weighted by its rows
-                nb = j - i
-                loss, g = self._loss_grad(model(X[i:j]), y[i:j], nb)
-                g *= nb / n
-                model.backward(g)
-                total += loss * nb / n
-                grad += model._grads
+            total, grad = _chunked_loss_grad(model, X, chunks, chunk_loss)
             if self.alpha:
                 w = theta[is_weight]
                 total += 0.5 * self.alpha * float(w @ w) / n

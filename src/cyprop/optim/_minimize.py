@@ -29,7 +29,7 @@ DEFAULT_CHUNK_ROWS = 4096
 def _check_deterministic(model):
     """Refuse layers whose training-mode forward is not a fixed function of the parameters."""
     from ..nn import BatchNorm1d, Dropout
-    for layer in getattr(model, "layers", [model]):
+    for layer in model.layers:
         if layer.training and (isinstance(layer, BatchNorm1d)
                                or (isinstance(layer, Dropout) and layer.p > 0)):
             raise ValueError(f"{type(layer).__name__} in training mode makes the full-batch "
@@ -54,6 +54,27 @@ def _normalizer(loss_fn, target, n_rows, out_width):
     return float(n_rows * out_width)
 
 
+def _row_chunks(n, chunk_rows):
+    """[(start, stop)] of the fixed row chunks of n rows."""
+    return [(i, min(i + chunk_rows, n)) for i in range(0, n, chunk_rows)]
+
+
+def _chunked_loss_grad(model, x, chunks, chunk_loss):
+    """(loss, gradient) summed over row chunks, in chunk order, the gradient in float64.
+
+    ``chunk_loss(out, i, j)`` gives rows [i, j)'s share of the loss and its
+    gradient in the model's output ``out``; one forward and one backward per
+    chunk. The model's parameters are used as they are.
+    """
+    total, grad = 0.0, np.zeros(model._values.size)
+    for i, j in chunks:
+        loss, dout = chunk_loss(model(x[i:j]), i, j)
+        model.backward(dout)
+        total += loss
+        grad += model._grads
+    return total, grad
+
+
 class _FullBatch:
     """The loss, gradient and Hessian-vector products of a model over all rows, in chunks."""
 
@@ -76,27 +97,21 @@ class _FullBatch:
         if self.target.shape[:1] != (n,):
             raise ValueError(f"target must have {n} rows (one per row of x), got shape "
                              f"{self.target.shape}")
-        self.chunks = [(i, min(i + chunk_rows, n)) for i in range(0, n, chunk_rows)]
+        self.chunks = _row_chunks(n, chunk_rows)
         self.summed = copy.deepcopy(loss_fn)   # the same loss, summed over each chunk
         self.summed.reduction = "sum"
-        self.norm = None
-        self.loss_fn = loss_fn
+        self.norm = _normalizer(loss_fn, self.target, n, model._width_at(len(model.layers)))
 
     def _set(self, theta):
         self.model._values[...] = theta
 
+    def _chunk_loss(self, out, i, j):
+        return float(self.summed(out, self.target[i:j])), self.summed.backward()
+
     def loss_grad(self, theta):
         """(f, grad) at theta, float64: one forward + backward per chunk."""
         self._set(theta)
-        total, grad = 0.0, np.zeros(theta.size)
-        for i, j in self.chunks:
-            out = self.model(self.x[i:j])
-            if self.norm is None:
-                self.norm = _normalizer(self.loss_fn, self.target, self.x.shape[0], out.shape[1]
-                                        if out.ndim == 2 else 1)
-            total += float(self.summed(out, self.target[i:j]))
-            self.model.backward(self.summed.backward())
-            grad += self.model._grads
+        total, grad = _chunked_loss_grad(self.model, self.x, self.chunks, self._chunk_loss)
         total /= self.norm
         grad /= self.norm
         if self.l2:
@@ -108,8 +123,6 @@ class _FullBatch:
         """H(theta) p, float64, by cyprop.hessian.hvp over the chunks."""
         from .. import hessian
         self._set(theta)
-        if self.norm is None:
-            self.loss_grad(theta)
         hv = np.zeros(theta.size)
         for i, j in self.chunks:
             hv += hessian.hvp(self.model, self.summed, self.x[i:j], self.target[i:j], p)
