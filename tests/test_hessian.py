@@ -307,3 +307,14 @@ def test_bad_input_is_a_clear_error():
                     t, np.ones(0))
     with pytest.raises(TypeError, match="Sequential"):
         hessian.hvp(nn.Linear(5, 3, dtype=F64), ce, x, t, np.ones(18))
+
+
+def test_a_subclass_of_a_supported_loss_has_its_r_op():
+    class Halved(nn.MSELoss):
+        pass
+    rng = np.random.default_rng(12)
+    model = _mlp(ACTS[0])
+    x, t = rng.standard_normal((6, 5)), rng.standard_normal((6, 3))
+    v = rng.standard_normal(model._values.size)
+    np.testing.assert_array_equal(hessian.hvp(model, Halved(), x, t, v),
+                                  hessian.hvp(model, nn.MSELoss(), x, t, v))

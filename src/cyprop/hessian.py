@@ -114,6 +114,15 @@ def _split_v(model, v):
     return parts, False
 
 
+# the point-wise losses' kernel codes (pyx/_rop.pyx, pointwise_loss_rop)
+_POINTWISE = {MSELoss: 0, BCEWithLogitsLoss: 1, HuberLoss: 2, L1Loss: 3}
+
+
+def _pointwise_code(loss_fn):
+    """The kernel code of a point-wise loss (subclasses included), or None."""
+    return next((code for cls, code in _POINTWISE.items() if isinstance(loss_fn, cls)), None)
+
+
 def _check_loss(loss_fn):
     if isinstance(loss_fn, SoftmaxCrossEntropy):
         if loss_fn.weight is not None or loss_fn.ignore_index is not None:
@@ -121,7 +130,7 @@ def _check_loss(loss_fn):
     elif isinstance(loss_fn, BCEWithLogitsLoss):
         if loss_fn.pos_weight is not None:
             raise TypeError("BCEWithLogitsLoss with pos_weight has no R-op here")
-    elif not isinstance(loss_fn, (MSELoss, HuberLoss, L1Loss)):
+    elif _pointwise_code(loss_fn) is None:
         raise TypeError(f"{type(loss_fn).__name__} has no R-op: hvp/ggnvp support "
                         "SoftmaxCrossEntropy, MSELoss, BCEWithLogitsLoss, HuberLoss, L1Loss")
 
@@ -133,11 +142,10 @@ def _loss_rop(loss_fn, out, target, Rout, Rg):
         n = out.shape[0]
         F._softmax_ce_rop(out, Rout, Rg, np.full(n, 1.0 / n if mean and n else 1.0))
         return
-    code, param = {MSELoss: (0, 0.0), BCEWithLogitsLoss: (1, 0.0), L1Loss: (3, 0.0),
-                   HuberLoss: (2, getattr(loss_fn, "delta", 0.0))}[type(loss_fn)]
+    delta = loss_fn.delta if isinstance(loss_fn, HuberLoss) else 0.0
     t = np.ascontiguousarray(np.broadcast_to(np.asarray(target, dtype=out.dtype), out.shape))
-    F._pointwise_loss_rop(code, out, t, Rout, Rg, 1.0 / out.size if mean and out.size else 1.0,
-                          param)
+    F._pointwise_loss_rop(_pointwise_code(loss_fn), out, t, Rout, Rg,
+                          1.0 / out.size if mean and out.size else 1.0, delta)
 
 
 class _Workspaces:
