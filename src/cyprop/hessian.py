@@ -42,7 +42,7 @@ from ._validation import ACTIVATION_PARAMS, FLOAT_DTYPES
 from .nn import (BatchNorm1d, BCEWithLogitsLoss, Dropout, HuberLoss, L1Loss, LayerNorm, Linear,
                  MSELoss, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh)
 from .nn._activation import _PreActivation
-from .nn._module import _in_use
+from .nn._module import _cached, _in_use
 
 __all__ = ["hvp", "ggnvp"]
 
@@ -165,10 +165,8 @@ _WORKSPACES = weakref.WeakKeyDictionary()   # model -> {batch size: _Workspaces}
 
 
 def _workspaces(model, n):
-    per_model = _WORKSPACES.setdefault(model, {})
-    if n not in per_model and len(per_model) >= 4:
-        per_model.clear()
-    return per_model.setdefault(n, _Workspaces())
+    """The model's workspaces for batch size n (a bounded cache, as the layers' own)."""
+    return _cached(_WORKSPACES.setdefault(model, {}), n, _Workspaces)
 
 
 def _product(model, loss_fn, x, target, v, gauss_newton):
