@@ -164,16 +164,17 @@ def unit_report(model, x, *, loss_fn=None, target=None):
             zero_cols = None
             if isinstance(layer, Linear):
                 zero_cols = int(np.sum(np.all(layer.W == 0, axis=0)))
-            report.layers.append(LayerReport(i, _name(layer), int(a.shape[1]) if a.ndim == 2 else 1,
-                                             act, dead, saturated, zero_cols))
+            report.layers.append(LayerReport(i, _name(layer), int(a.shape[1]), act, dead,
+                                             saturated, zero_cols))
         if loss_fn is not None:
-            out = model(x)
+            # back through the layers of the forward above (no second forward of x)
             if hasattr(loss_fn, "backward"):
-                loss_fn(out, target)
-                dout = loss_fn.backward()
+                loss_fn(a, target)
+                dy = loss_fn.backward()
             else:
-                _, dout = loss_fn(out, target)
-            model.backward(dout)
+                _, dy = loss_fn(a, target)
+            for i in range(len(model.layers) - 1, -1, -1):
+                dy = model.layers[i].backward(dy, need_dx=i > 0)
             for r, layer in zip(report.layers, model.layers):
                 params = layer.parameters()
                 if params:
