@@ -209,13 +209,10 @@ def to_onnx(model, path, *, opset=MIN_OPSET):
         [onnx.helper.make_tensor_value_info("input", elem, ["N", width])],
         [onnx.helper.make_tensor_value_info("output", elem, ["N", out_width])],
         initializer=g.inits)
-    proto = onnx.helper.make_model(graph, producer_name="cyprop",
-                                   opset_imports=[onnx.helper.make_opsetid("", opset)])
-    proto.ir_version = min(proto.ir_version, _IR_FOR_OPSET.get(opset, proto.ir_version))
+    opsets = [onnx.helper.make_opsetid("", opset)]
+    # the oldest IR version that opset allows: runtimes refuse a newer IR than they know
+    proto = onnx.helper.make_model(graph, producer_name="cyprop", opset_imports=opsets,
+                                   ir_version=onnx.helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, path)
     return proto
-
-
-# the IR version each opset came with (runtimes refuse a newer IR than they know)
-_IR_FOR_OPSET = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 11}
