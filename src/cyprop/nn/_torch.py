@@ -18,7 +18,6 @@ from ._linear import Linear
 from ._norm import BatchNorm1d, LayerNorm
 
 _SIMPLE = {"ReLU": ReLU, "Sigmoid": Sigmoid, "Tanh": Tanh, "SiLU": SiLU}
-_FUSED = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 _SUPPORTED = ("Linear, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, GELU, SiLU, Softplus, BatchNorm1d, "
               "LayerNorm, Dropout, Identity, Flatten of (N, D) inputs, nested Sequential")
 
@@ -131,6 +130,22 @@ def from_torch(module):
     return Sequential(*layers).train(module.training)
 
 
+def _torch_activation(torch, name, layer=None):
+    """The torch module of activation ``name``, its parameters from ``layer`` (an
+    activation layer) or, for a Linear's fused activation, torch's defaults (cyprop's)."""
+    tn = torch.nn
+    if name in ("relu", "sigmoid", "tanh", "silu"):
+        return {"relu": tn.ReLU, "sigmoid": tn.Sigmoid, "tanh": tn.Tanh, "silu": tn.SiLU}[name]()
+    if name == "leaky_relu":
+        return tn.LeakyReLU(getattr(layer, "negative_slope", 0.01))
+    if name == "elu":
+        return tn.ELU(getattr(layer, "alpha", 1.0))
+    if name in ("gelu", "gelu_tanh"):
+        tanh = name == "gelu_tanh" or getattr(layer, "approximate", "none") == "tanh"
+        return tn.GELU(approximate="tanh" if tanh else "none")
+    return tn.Softplus(getattr(layer, "beta", 1.0), getattr(layer, "threshold", 20.0))
+
+
 def to_torch(model):
     """A ``torch.nn.Sequential`` with the layers and values of a cyprop ``Sequential``.
 
@@ -158,29 +173,12 @@ def to_torch(model):
                 if layer.b is not None:
                     lin.bias.copy_(tensor(layer.b))
             mods.append(lin)
-            act = layer.activation
-            if act in _FUSED:
-                mods.append(getattr(torch.nn, _FUSED[act])())
-            elif act == "leaky_relu":
-                mods.append(torch.nn.LeakyReLU(0.01))
-            elif act == "elu":
-                mods.append(torch.nn.ELU(1.0))
-            elif act in ("gelu", "gelu_tanh"):
-                mods.append(torch.nn.GELU("tanh" if act == "gelu_tanh" else "none"))
-            elif act == "silu":
-                mods.append(torch.nn.SiLU())
-            elif act == "softplus":
-                mods.append(torch.nn.Softplus())
+            if layer.activation is not None:
+                mods.append(_torch_activation(torch, layer.activation))
         elif kind in (ReLU, Sigmoid, Tanh, SiLU):
-            mods.append(getattr(torch.nn, kind.__name__)())
-        elif kind is LeakyReLU:
-            mods.append(torch.nn.LeakyReLU(layer.negative_slope))
-        elif kind is ELU:
-            mods.append(torch.nn.ELU(layer.alpha))
-        elif kind is GELU:
-            mods.append(torch.nn.GELU(approximate=layer.approximate))
-        elif kind is Softplus:
-            mods.append(torch.nn.Softplus(layer.beta, layer.threshold))
+            mods.append(_torch_activation(torch, kind.__name__.lower()))
+        elif kind in (LeakyReLU, ELU, GELU, Softplus):
+            mods.append(_torch_activation(torch, layer._name, layer))
         elif kind is BatchNorm1d:
             bn = torch.nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
                                       affine=layer.affine, dtype=tdtype)
