@@ -38,7 +38,7 @@ rows are summed serially within a row.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, tanh, erfc, sqrt, fabs
+from libc.math cimport exp, tanh, fabs
 cimport numpy as cnp
 
 from _arrays cimport data_of, float_type
@@ -46,19 +46,14 @@ from _arrays cimport data_of, float_type
 cdef Py_ssize_t MIN_PARALLEL = 32768    # elements below which one thread is faster
 cdef Py_ssize_t ROWS_MIN_PARALLEL = 64  # softmax rows below which one thread is faster
 
-cdef double SQRT1_2 = 0.7071067811865476
-cdef double INV_SQRT_2PI = 0.3989422804014327
 cdef double GELU_C = 0.7978845608028654   # sqrt(2 / pi)
 cdef double GELU_K = 0.044715
 
-
-cdef inline double sigmoid(double z) noexcept nogil:
-    """1 / (1 + e^-z) without overflow for either sign."""
-    cdef double e
-    if z >= 0:
-        return 1.0 / (1.0 + exp(-z))
-    e = exp(z)
-    return e / (1.0 + e)
+# the activation kernels' own float64 helpers: the same sigmoid and normal CDF
+cdef extern from "_special.h" nogil:
+    double CP_INV_SQRT_2PI
+    double cp_sigmoid(double x)      # 1 / (1 + e^-x), never overflowing
+    double cp_phi_cdf(double x)      # Phi(x) = erfc(-x / sqrt 2) / 2
 
 
 cdef struct derivatives:
@@ -77,7 +72,7 @@ cdef inline derivatives act_derivatives(double z, int act, double a, double b) n
     elif act == 1:
         d1[0] = 1.0 if z > 0 else 0.0; d2[0] = 0.0
     elif act == 2:
-        s = sigmoid(z)
+        s = cp_sigmoid(z)
         d1[0] = s * (1 - s); d2[0] = s * (1 - s) * (1 - 2 * s)
     elif act == 3:
         t = tanh(z)
@@ -91,8 +86,8 @@ cdef inline derivatives act_derivatives(double z, int act, double a, double b) n
             e = a * exp(z)
             d1[0] = e; d2[0] = e
     elif act == 6:
-        phi = INV_SQRT_2PI * exp(-0.5 * z * z)
-        d1[0] = 0.5 * erfc(-z * SQRT1_2) + z * phi
+        phi = CP_INV_SQRT_2PI * exp(-0.5 * z * z)
+        d1[0] = cp_phi_cdf(z) + z * phi
         d2[0] = phi * (2 - z * z)
     elif act == 7:
         t = tanh(GELU_C * (z + GELU_K * z * z * z))
@@ -102,14 +97,14 @@ cdef inline derivatives act_derivatives(double z, int act, double a, double b) n
         d1[0] = 0.5 * (1 + t) + 0.5 * z * q * u1
         d2[0] = q * u1 + 0.5 * z * (q * u2 - 2 * t * q * u1 * u1)
     elif act == 8:
-        s = sigmoid(z)
+        s = cp_sigmoid(z)
         d1[0] = s * (1 + z * (1 - s))
         d2[0] = s * (1 - s) * (2 + z * (1 - 2 * s))
     else:  # 9: softplus, a = beta, b = threshold
         if a * z > b:
             d1[0] = 1.0; d2[0] = 0.0
         else:
-            s = sigmoid(a * z)
+            s = cp_sigmoid(a * z)
             d1[0] = s; d2[0] = a * s * (1 - s)
     return r
 
@@ -271,7 +266,7 @@ cdef void pointwise_rop_impl(int loss, const floating* pred, const floating* tar
         if loss == 0:      # MSE
             Rg[i] = <floating>(2 * scale * R[i])
         elif loss == 1:    # BCE with logits
-            s = sigmoid(pred[i])
+            s = cp_sigmoid(pred[i])
             Rg[i] = <floating>(scale * s * (1 - s) * R[i])
         elif loss == 2:    # Huber, param = delta
             Rg[i] = <floating>(scale * R[i]) if fabs(<double>pred[i] - target[i]) < param else 0
