@@ -82,7 +82,8 @@ def _data(sizes, batch, dtype, seed=1):
     return rng.standard_normal((batch, sizes[0])).astype(dtype), rng.integers(0, sizes[-1], batch)
 
 
-def cyprop_step(sizes, batch, dtype):
+def _cyprop_mlp(sizes, dtype):
+    """The bench's MLP as a cyprop Sequential (ReLU hidden layers, _init's weights)."""
     Ws, bs = _init(sizes, dtype)
     layers = []
     for i, (W, b) in enumerate(zip(Ws, bs)):
@@ -90,7 +91,12 @@ def cyprop_step(sizes, batch, dtype):
                           activation="relu" if i < len(Ws) - 1 else None)
         layer.W[...], layer.b[...] = W, b
         layers.append(layer)
-    model = nn.Sequential(*layers)
+    return nn.Sequential(*layers)
+
+
+def cyprop_step(sizes, batch, dtype):
+    model = _cyprop_mlp(sizes, dtype)
+    layers = model.layers
     loss_fn = nn.SoftmaxCrossEntropy()
     opt = optim.SGD(model.parameters(), lr=LR)
     x, y = _data(sizes, batch, dtype)
@@ -746,13 +752,7 @@ def hessian_products(dtypes, threads, repeats, target, settle):
         for name, sizes, batch in MLPS:
             if len(sizes) < 3:
                 continue
-            Ws, bs = _init(sizes, dtype)
-            layers = [nn.Linear(W.shape[0], W.shape[1], dtype=dtype,
-                                activation="relu" if i < len(Ws) - 1 else None)
-                      for i, W in enumerate(Ws)]
-            for layer, W, b in zip(layers, Ws, bs):
-                layer.W[...], layer.b[...] = W, b
-            model, loss_fn = nn.Sequential(*layers), nn.SoftmaxCrossEntropy()
+            model, loss_fn = _cyprop_mlp(sizes, dtype), nn.SoftmaxCrossEntropy()
             x, y = _data(sizes, batch, dtype)
             v = np.random.default_rng(3).standard_normal(model._values.size).astype(dtype)
 
