@@ -87,6 +87,23 @@ def _compare(analytic, numeric, rtol, atol):
                            n_checked=sum(a.size for a in analytic))
 
 
+def _central_differences(flat, f, eps):
+    """(f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for each entry i of the view ``flat``,
+    perturbed in place (and put back, whatever f raises)."""
+    num = np.empty(flat.size)
+    for i in range(flat.size):
+        orig = flat[i]
+        try:
+            flat[i] = orig + eps
+            f_plus = f()
+            flat[i] = orig - eps
+            f_minus = f()
+        finally:
+            flat[i] = orig
+        num[i] = (f_plus - f_minus) / (2 * eps)
+    return num
+
+
 def _finish(report, raise_on_failure):
     if raise_on_failure and not report.passed:
         raise AssertionError(str(report))
@@ -164,18 +181,8 @@ def gradcheck(fn, inputs, *, eps=1e-6, rtol=1e-5, atol=1e-8, raise_on_failure=Tr
         if g.shape != x.shape:
             raise ValueError(f"gradient {k} has shape {g.shape}, but input {k} has {x.shape}")
         analytic.append(g.ravel().copy())
-    numeric = []
-    for x in xs:
-        flat, num = x.reshape(-1), np.empty(x.size)
-        for i in range(x.size):
-            orig = flat[i]
-            flat[i] = orig + eps
-            f_plus = _scalar(fn(*xs)[0], "fn")
-            flat[i] = orig - eps
-            f_minus = _scalar(fn(*xs)[0], "fn")
-            flat[i] = orig
-            num[i] = (f_plus - f_minus) / (2 * eps)
-        numeric.append(num)
+    numeric = [_central_differences(x.reshape(-1), lambda: _scalar(fn(*xs)[0], "fn"), eps)
+               for x in xs]
     return _finish(_compare(analytic, numeric, rtol, atol), raise_on_failure)
 
 
@@ -237,19 +244,10 @@ def gradcheck_model(model, loss_fn, x, target, *, eps=1e-6, rtol=1e-5, atol=1e-8
     _model_loss(model, loss_fn, x, target, dropout_steps)
     model.backward(loss_fn.backward())
     analytic = [p.grad.ravel().astype(np.float64) for p in params]
-    numeric = []
     try:
-        for p in params:
-            flat, num = p.value.reshape(-1), np.empty(p.value.size)
-            for i in range(flat.size):
-                orig = flat[i]
-                flat[i] = orig + eps
-                f_plus = _model_loss(model, loss_fn, x, target, dropout_steps)
-                flat[i] = orig - eps
-                f_minus = _model_loss(model, loss_fn, x, target, dropout_steps)
-                flat[i] = orig
-                num[i] = (f_plus - f_minus) / (2 * eps)
-            numeric.append(num)
+        numeric = [_central_differences(
+            p.value.reshape(-1), lambda: _model_loss(model, loss_fn, x, target, dropout_steps),
+            eps) for p in params]
     finally:
         for layer, step in dropout_steps:
             layer.step = step
