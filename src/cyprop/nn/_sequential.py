@@ -322,9 +322,9 @@ class Sequential(Module):
     def _plan(self, n):
         """The ChainPlan (and its output and input-gradient arrays) for batch size n;
         with checkpointing, the segments' plans (see _build_checkpointed)."""
-        if self._checkpoint is not None:
-            return _cached(self._plans, ("checkpoint", n), lambda: self._build_checkpointed(n))
-        return _cached(self._plans, n, lambda: self._build_plan(n))
+        # one kind of entry at a time: setting checkpoint_segments empties the cache
+        build = self._build_plan if self._checkpoint is None else self._build_checkpointed
+        return _cached(self._plans, n, lambda: build(n))
 
     def _build_plan(self, n, start=0, stop=None, alloc=None):
         """A ChainPlan of layers [start, stop) for batch size n with its workspaces:
