@@ -18,11 +18,14 @@ Whichever library is used, cyprop's kernels run it single-threaded inside
 their own OpenMP blocks (see ``pyx/_linear.pyx``), through that library's
 ``openblas_get/set_num_threads``, whose addresses are registered here.
 """
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import glob
 import os
 import sys
+from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
@@ -122,7 +125,7 @@ def _select(choice):
     return _scipy_choice()
 
 
-def blas_info():
+def blas_info() -> dict[str, Any]:
     """Describe the BLAS library cyprop's GEMMs call.
 
     Returns

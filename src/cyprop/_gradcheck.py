@@ -9,11 +9,21 @@ in float64 (truncation error O(eps^2 f'''), rounding O(|f| u / eps): with
 eps = 1e-6 both sit near 1e-10 for a well-scaled f). ``gradcheck_model``
 does the same for a whole model's parameter gradients under a loss.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._validation import check_real
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .nn import Sequential
+    from .nn._loss import _Loss
 
 __all__ = ["gradcheck", "gradcheck_model", "GradcheckReport"]
 
@@ -41,12 +51,12 @@ class GradcheckReport:
     passed: bool
     max_abs_error: float
     max_rel_error: float
-    worst: tuple
+    worst: tuple[int, int]
     analytic: float
     numeric: float
     n_checked: int
 
-    def __str__(self):
+    def __str__(self) -> str:
         where = f"input {self.worst[0]}, element {self.worst[1]}"
         return (f"gradcheck {'passed' if self.passed else 'FAILED'}: {self.n_checked} entries, "
                 f"max abs error {self.max_abs_error:.3e}, max rel error {self.max_rel_error:.3e}"
@@ -116,7 +126,9 @@ def _check_tolerances(eps, rtol, atol):
     check_real("atol", atol, low=0.0)
 
 
-def gradcheck(fn, inputs, *, eps=1e-6, rtol=1e-5, atol=1e-8, raise_on_failure=True):
+def gradcheck(fn: Callable[..., tuple[Any, Any]], inputs: ArrayLike | Sequence[ArrayLike], *,
+              eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-8,
+              raise_on_failure: bool = True) -> GradcheckReport:
     """Check a user-computed gradient against central differences in float64.
 
     Parameters
@@ -192,8 +204,9 @@ def _model_loss(model, loss_fn, x, target, dropout_steps):
     return float(loss_fn(model(x), target))
 
 
-def gradcheck_model(model, loss_fn, x, target, *, eps=1e-6, rtol=1e-5, atol=1e-8,
-                    raise_on_failure=True):
+def gradcheck_model(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike, *,
+                    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-8,
+                    raise_on_failure: bool = True) -> GradcheckReport:
     """Check a model's parameter gradients under a loss against central differences.
 
     The analytic gradient is the model's own ``backward`` of

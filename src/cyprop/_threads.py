@@ -14,8 +14,11 @@ functions, found by ``cyprop._blas``. Changing the BLAS thread count is a
 process-wide setting: while a cyprop GEMM runs, another thread's calls into
 the same BLAS library run single-threaded too.
 """
+from __future__ import annotations
+
 import contextlib
 import os
+from collections.abc import Iterator
 
 from threadpoolctl import threadpool_limits
 
@@ -42,7 +45,7 @@ def _default_num_threads():
     return _default
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Return the number of threads cyprop's kernels and BLAS use.
 
     Returns
@@ -55,7 +58,7 @@ def get_num_threads():
     return _n_threads if _n_threads is not None else _default_num_threads()
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads for cyprop's OpenMP loops and for BLAS.
 
     Parameters
@@ -78,7 +81,7 @@ def set_num_threads(n):
 
 
 @contextlib.contextmanager
-def threads(n):
+def threads(n: int) -> Iterator[int]:
     """Context manager: run the block with ``n`` threads, then restore.
 
     Parameters

@@ -8,9 +8,21 @@ there and its gradients vanish. A Linear layer's all-zero weight column is
 a unit that receives nothing from its inputs. The gradient norm per layer
 (for a loss and targets, when given) shows where the gradient is lost.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import ArrayLike
+
+    from ._typing import FloatArray
+    from .nn import Sequential
+    from .nn._loss import _Loss
 
 __all__ = ["unit_report", "UnitReport", "LayerReport"]
 
@@ -47,11 +59,11 @@ class LayerReport:
     index: int
     layer: str
     units: int
-    activation: str = None
-    dead: float = None
-    saturated: float = None
-    zero_weight_columns: int = None
-    grad_norm: float = None
+    activation: str | None = None
+    dead: float | None = None
+    saturated: float | None = None
+    zero_weight_columns: int | None = None
+    grad_norm: float | None = None
 
 
 @dataclass
@@ -59,9 +71,9 @@ class UnitReport:
     """Per-layer unit statistics of a model on a batch; ``str()`` is a table."""
 
     rows: int
-    layers: list = field(default_factory=list)
+    layers: list[LayerReport] = field(default_factory=list)
 
-    def __str__(self):
+    def __str__(self) -> str:
         def fmt(v, pct=False):
             if v is None:
                 return "-"
@@ -110,7 +122,9 @@ def _unit_stats(activation, y):
     return None, float(np.mean(np.mean(tail, axis=0) > _SATURATED_ROWS))
 
 
-def unit_report(model, x, *, loss_fn=None, target=None):
+def unit_report(model: Sequential, x: ArrayLike, *,
+                loss_fn: _Loss | Callable[[FloatArray, Any], tuple[float, ArrayLike]] | None = None,
+                target: ArrayLike | None = None) -> UnitReport:
     """Dead ReLU units, saturated sigmoid/tanh units, zero weight columns and gradient norms.
 
     The model runs on ``x`` in eval mode (Dropout off, BatchNorm's running

@@ -33,15 +33,22 @@ and probability targets allowed), ``MSELoss``, ``BCEWithLogitsLoss`` (no
 TypeError. The normalizations' R-ops are NumPy expressions in float64
 (``_norm_forward``/``_norm_backward``), the rest Cython kernels.
 """
+from __future__ import annotations
+
 import weakref
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import functional as F
+from ._typing import FloatArray
 from ._validation import ACTIVATION_PARAMS, FLOAT_DTYPES
 from .nn import (BatchNorm1d, BCEWithLogitsLoss, Dropout, HuberLoss, L1Loss, LayerNorm, Linear,
-                 MSELoss, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh)
+                 MSELoss, ReLU, Sequential, Sigmoid, SoftmaxCrossEntropy, Tanh)
 from .nn._activation import _PreActivation
+from .nn._loss import _Loss
 from .nn._module import _cached, _in_use
 
 __all__ = ["hvp", "ggnvp"]
@@ -415,7 +422,14 @@ def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
     return np.concatenate([r.ravel() for r in results])
 
 
-def hvp(model, loss_fn, x, target, v):
+@overload
+def hvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
+           v: NDArray[Any]) -> FloatArray: ...
+@overload
+def hvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
+           v: Sequence[ArrayLike]) -> list[FloatArray]: ...
+def hvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
+           v: NDArray[Any] | Sequence[ArrayLike]) -> FloatArray | list[FloatArray]:
     """Hessian-vector product H v of ``loss_fn(model(x), target)`` in the model's parameters.
 
     Exact (Pearlmutter's R-operator), not finite differences; see the module
@@ -460,7 +474,14 @@ def hvp(model, loss_fn, x, target, v):
     return _product(model, loss_fn, x, target, v, gauss_newton=False)
 
 
-def ggnvp(model, loss_fn, x, target, v):
+@overload
+def ggnvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
+             v: NDArray[Any]) -> FloatArray: ...
+@overload
+def ggnvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
+             v: Sequence[ArrayLike]) -> list[FloatArray]: ...
+def ggnvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
+             v: NDArray[Any] | Sequence[ArrayLike]) -> FloatArray | list[FloatArray]:
     """Gauss-Newton-vector product J^T H_loss J v, same signature as :func:`hvp`.
 
     J is the Jacobian of the model's output in its parameters, H_loss the

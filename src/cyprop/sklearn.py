@@ -26,12 +26,17 @@ sparse input support.
 
 Requires scikit-learn (``pip install "cyprop[sklearn]"``).
 """
+from __future__ import annotations
+
 import numbers
 import threading
 import warnings
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
@@ -39,7 +44,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
-    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.metaestimators import available_if as _available_if
     from sklearn.utils.multiclass import type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -47,10 +52,22 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "cyprop.sklearn needs scikit-learn >= 1.6: pip install 'cyprop[sklearn]'"
     ) from exc
 
+if TYPE_CHECKING:
+    # scikit-learn has no type information; its available_if keeps the method as it is
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+    def available_if(check: Callable[[Any], bool]) -> Callable[[_Method], _Method]: ...
+else:
+    available_if = _available_if
+
 from . import functional as F
 from . import nn, optim
 from .optim._minimize import _chunked_loss_grad, _row_chunks
 from ._threads import threads
+from ._typing import FloatArray
+
+if TYPE_CHECKING:
+    from .diagnostics import UnitReport
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -68,16 +85,24 @@ def _stochastic_solver(est):
 _ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
+_E = TypeVar("_E", bound="_BaseMLP")
+
+
 class _BaseMLP(BaseEstimator):
     """Shared fitting code (the structure of sklearn's BaseMultilayerPerceptron)."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, n_threads=None):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu",
+                 *, solver: Literal["adam", "sgd", "lbfgs"] = "adam", alpha: float = 0.0001,
+                 batch_size: int | Literal["auto"] = "auto",
+                 learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: int | np.random.RandomState | None = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, max_fun: int = 15000, dtype: DTypeLike | None = None,
+                 n_threads: int | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -404,7 +429,7 @@ class _BaseMLP(BaseEstimator):
             for W, b, bW, bb in zip(self.coefs_, self.intercepts_, *self._best_params):
                 W[...], b[...] = bW, bb
 
-    def unit_report(self, X, y=None):
+    def unit_report(self, X: ArrayLike, y: ArrayLike | None = None) -> UnitReport:
         """Dead/saturated units, zero weight columns (and, with y, gradient norms) on X.
 
         See :func:`cyprop.diagnostics.unit_report`; the gradient is that of
@@ -462,7 +487,7 @@ class _BaseMLP(BaseEstimator):
                                 else nullcontext()):
             return self._model(X).copy()
 
-    def fit(self, X, y):
+    def fit(self: _E, X: ArrayLike, y: ArrayLike) -> _E:
         """Fit the model to data X (n_samples, n_features) and target(s) y.
 
         Returns
@@ -517,7 +542,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         idx = np.searchsorted(self.classes_, y)
         return idx if self._label_binarizer.y_type_ == "multiclass" else idx.astype(np.float64)
 
-    def fit(self, X, y):
+    def fit(self: _E, X: ArrayLike, y: ArrayLike) -> _E:
         """Fit the model to data X (n_samples, n_features) and labels y.
 
         Returns
@@ -559,7 +584,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return p
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self: _E, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> _E:
         """One epoch of updates over (X, y); ``classes`` is required on the first call.
 
         Returns
@@ -577,16 +602,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"call to partial_fit, which was {self.classes_}")
         return self._fit(X, y, incremental=True)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> FloatArray:
         """Class probabilities (n_samples, n_classes); (n_samples, n_labels) for multilabel."""
         return self._proba_from_out(self._forward(X))
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> FloatArray:
         """Log of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Predicted class labels (or label indicator matrix for multilabel)."""
         proba = self.predict_proba(X)
         if self.out_activation_ == "softmax":
@@ -629,7 +654,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return float(r2_score(y, self._model(X)))
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y):
+    def partial_fit(self: _E, X: ArrayLike, y: ArrayLike) -> _E:
         """One epoch of updates over (X, y).
 
         Returns
@@ -640,7 +665,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X, y = self._validate_input(X, y, reset=first)
         return self._fit(X, y, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> FloatArray:
         """Predicted values (n_samples,) or (n_samples, n_outputs)."""
         out = self._forward(X)
         return out.ravel() if self.n_outputs_ == 1 else out

@@ -1,5 +1,12 @@
 """Element-wise activations and their gradients."""
+from __future__ import annotations
+
+from typing import Literal
+
+from numpy.typing import ArrayLike
+
 from .. import _activations
+from .._typing import FloatArray
 from .._validation import as_float_array, call_dtype, check_real
 from ._common import _n_threads, _output
 
@@ -23,7 +30,7 @@ def _activation_backward(act, dy, y, out):
     return dx
 
 
-def relu_forward(x, *, out=None):
+def relu_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """ReLU, ``max(x, 0)``, element-wise (NaN propagates).
 
     Parameters
@@ -40,7 +47,7 @@ def relu_forward(x, *, out=None):
     return _activation_forward(1, x, out)
 
 
-def relu_backward(dy, y, *, out=None):
+def relu_backward(dy: ArrayLike, y: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """ReLU gradient from the forward output: ``dx = dy * (y > 0)``.
 
     Parameters
@@ -59,7 +66,7 @@ def relu_backward(dy, y, *, out=None):
     return _activation_backward(1, dy, y, out)
 
 
-def sigmoid_forward(x, *, out=None):
+def sigmoid_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, stable for every finite ``x``.
 
     Parameters
@@ -76,7 +83,7 @@ def sigmoid_forward(x, *, out=None):
     return _activation_forward(2, x, out)
 
 
-def sigmoid_backward(dy, y, *, out=None):
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Sigmoid gradient from the forward output: ``dx = dy * y * (1 - y)``.
 
     Parameters
@@ -95,7 +102,7 @@ def sigmoid_backward(dy, y, *, out=None):
     return _activation_backward(2, dy, y, out)
 
 
-def tanh_forward(x, *, out=None):
+def tanh_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Hyperbolic tangent, element-wise.
 
     Parameters
@@ -112,7 +119,7 @@ def tanh_forward(x, *, out=None):
     return _activation_forward(3, x, out)
 
 
-def tanh_backward(dy, y, *, out=None):
+def tanh_backward(dy: ArrayLike, y: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Tanh gradient from the forward output: ``dx = dy * (1 - y**2)``.
 
     Parameters
@@ -175,7 +182,8 @@ def _act2_backward(args, dy, v, out, vname="x"):
     return dx
 
 
-def leaky_relu_forward(x, *, negative_slope=0.01, out=None):
+def leaky_relu_forward(x: ArrayLike, *, negative_slope: float = 0.01,
+                       out: FloatArray | None = None) -> FloatArray:
     """Leaky ReLU, ``x if x > 0 else negative_slope * x`` (torch's default slope 0.01).
 
     Parameters
@@ -193,7 +201,8 @@ def leaky_relu_forward(x, *, negative_slope=0.01, out=None):
     return _act2_forward(_activation2_args("leaky_relu", negative_slope=negative_slope), x, out)
 
 
-def leaky_relu_backward(dy, x_or_y, *, negative_slope=0.01, out=None):
+def leaky_relu_backward(dy: ArrayLike, x_or_y: ArrayLike, *, negative_slope: float = 0.01,
+                        out: FloatArray | None = None) -> FloatArray:
     """Leaky ReLU gradient: ``dx = dy * (1 if v > 0 else negative_slope)``.
 
     Parameters
@@ -214,7 +223,7 @@ def leaky_relu_backward(dy, x_or_y, *, negative_slope=0.01, out=None):
                           x_or_y, out, vname="x_or_y")
 
 
-def elu_forward(x, *, alpha=1.0, out=None):
+def elu_forward(x: ArrayLike, *, alpha: float = 1.0, out: FloatArray | None = None) -> FloatArray:
     """ELU, ``x if x > 0 else alpha * expm1(x)`` (expm1: exact near 0).
 
     Parameters
@@ -231,7 +240,8 @@ def elu_forward(x, *, alpha=1.0, out=None):
     return _act2_forward(_activation2_args("elu", alpha=alpha), x, out)
 
 
-def elu_backward(dy, x, *, alpha=1.0, out=None):
+def elu_backward(dy: ArrayLike, x: ArrayLike, *, alpha: float = 1.0,
+                 out: FloatArray | None = None) -> FloatArray:
     """ELU gradient from the pre-activation: ``dx = dy * (1 if x > 0 else alpha * exp(x))``.
 
     Parameters
@@ -250,7 +260,8 @@ def elu_backward(dy, x, *, alpha=1.0, out=None):
     return _act2_backward(_activation2_args("elu", alpha=alpha), dy, x, out)
 
 
-def gelu_forward(x, *, approximate="none", out=None):
+def gelu_forward(x: ArrayLike, *, approximate: Literal["none", "tanh"] = "none",
+                 out: FloatArray | None = None) -> FloatArray:
     """GELU, ``x * Phi(x)`` with Phi the standard normal CDF (``approximate='none'``).
 
     ``Phi(x) = erfc(-x / sqrt(2)) / 2``, computed without cancellation for
@@ -271,7 +282,8 @@ def gelu_forward(x, *, approximate="none", out=None):
     return _act2_forward(_activation2_args("gelu", approximate=approximate), x, out)
 
 
-def gelu_backward(dy, x, *, approximate="none", out=None):
+def gelu_backward(dy: ArrayLike, x: ArrayLike, *, approximate: Literal["none", "tanh"] = "none",
+                  out: FloatArray | None = None) -> FloatArray:
     """GELU gradient from the pre-activation: ``dx = dy * (Phi(x) + x * phi(x))``.
 
     Parameters
@@ -290,7 +302,7 @@ def gelu_backward(dy, x, *, approximate="none", out=None):
     return _act2_backward(_activation2_args("gelu", approximate=approximate), dy, x, out)
 
 
-def silu_forward(x, *, out=None):
+def silu_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """SiLU (swish), ``x * sigmoid(x)``.
 
     Parameters
@@ -306,7 +318,7 @@ def silu_forward(x, *, out=None):
     return _act2_forward(_activation2_args("silu"), x, out)
 
 
-def silu_backward(dy, x, *, out=None):
+def silu_backward(dy: ArrayLike, x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """SiLU gradient from the pre-activation: ``dx = dy * s * (1 + x * (1 - s))``, s = sigmoid(x).
 
     Parameters
@@ -324,7 +336,8 @@ def silu_backward(dy, x, *, out=None):
     return _act2_backward(_activation2_args("silu"), dy, x, out)
 
 
-def softplus_forward(x, *, beta=1.0, threshold=20.0, out=None):
+def softplus_forward(x: ArrayLike, *, beta: float = 1.0, threshold: float = 20.0,
+                     out: FloatArray | None = None) -> FloatArray:
     """Softplus, ``log1p(exp(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``.
 
     As torch's (beta=1, threshold=20); stable for every x
@@ -345,7 +358,8 @@ def softplus_forward(x, *, beta=1.0, threshold=20.0, out=None):
     return _act2_forward(_activation2_args("softplus", beta=beta, threshold=threshold), x, out)
 
 
-def softplus_backward(dy, x, *, beta=1.0, threshold=20.0, out=None):
+def softplus_backward(dy: ArrayLike, x: ArrayLike, *, beta: float = 1.0, threshold: float = 20.0,
+                      out: FloatArray | None = None) -> FloatArray:
     """Softplus gradient from the pre-activation: ``dy * sigmoid(beta x)`` (``dy`` past the threshold).
 
     Parameters

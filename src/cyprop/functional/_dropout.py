@@ -1,7 +1,12 @@
 """Dropout with a counter-based mask: the same mask for any thread count, none stored."""
+from __future__ import annotations
+
 import numbers
 
+from numpy.typing import ArrayLike
+
 from .. import _dropout
+from .._typing import FloatArray
 from .._validation import as_float_array, call_dtype, check_real
 from ._common import _n_threads, _output
 
@@ -20,7 +25,8 @@ def _mask_params(p):
     return round(p * 2 ** 32), 1.0 / (1.0 - p)
 
 
-def dropout_forward(x, p, *, seed, step=0, out=None):
+def dropout_forward(x: ArrayLike, p: float, *, seed: int, step: int = 0,
+                    out: FloatArray | None = None) -> FloatArray:
     """Inverted dropout: ``y = x * mask / (1 - p)``, each element dropped with probability p.
 
     The mask is Philox4x32-10 keyed by ``seed`` at counter (element index,
@@ -47,7 +53,8 @@ def dropout_forward(x, p, *, seed, step=0, out=None):
     return _apply_mask("x", x, p, seed, step, out)
 
 
-def dropout_backward(dy, p, *, seed, step=0, out=None):
+def dropout_backward(dy: ArrayLike, p: float, *, seed: int, step: int = 0,
+                     out: FloatArray | None = None) -> FloatArray:
     """Dropout's gradient, ``dx = dy * mask / (1 - p)``, the mask of the same ``(seed, step)``.
 
     Parameters

@@ -1,7 +1,11 @@
 """The fused linear layer, ``activation(x @ W + b)``, and its gradients."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _activations, _dropout, _linear, _norm
+from .._typing import FloatArray
 from .._validation import (ACTIVATION_PARAMS, FIRST_PRE_ACTIVATION, activation_code,
                            as_float_array, call_dtype, check_blas_dims)
 from ._common import _EMPTY, _n_threads, _output
@@ -14,7 +18,9 @@ _BatchNormStep, _LayerNormStep = _norm.BatchNormStep, _norm.LayerNormStep
 _DropoutStep, _Activation2Step = _dropout.DropoutStep, _activations.Activation2Step
 
 
-def linear_forward(x, W, b=None, *, activation=None, out=None, pre_out=None):
+def linear_forward(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *,
+                   activation: str | None = None, out: FloatArray | None = None,
+                   pre_out: FloatArray | None = None) -> FloatArray:
     """Fused linear layer: ``y = activation(x @ W + b)``.
 
     ReLU, sigmoid and tanh are applied in the GEMM's epilogue, in the same
@@ -69,8 +75,12 @@ def linear_forward(x, W, b=None, *, activation=None, out=None, pre_out=None):
     return y
 
 
-def linear_backward(dy, x, W, *, y=None, activation=None, dx=None, dW=None, db=None,
-                    need_dx=True, need_db=True, overwrite_dy=False, pre=None):
+def linear_backward(dy: ArrayLike, x: ArrayLike, W: ArrayLike, *, y: ArrayLike | None = None,
+                    activation: str | None = None, dx: FloatArray | None = None,
+                    dW: FloatArray | None = None, db: FloatArray | None = None,
+                    need_dx: bool = True, need_db: bool = True, overwrite_dy: bool = False,
+                    pre: ArrayLike | None = None
+) -> tuple[FloatArray | None, FloatArray, FloatArray | None]:
     """Gradients of ``y = activation(x @ W + b)``.
 
     With ``delta = dy * activation'`` (in the forward output ``y`` for relu,

@@ -1,14 +1,19 @@
 """Softmax and the losses, each with its gradient in the same pass."""
+from __future__ import annotations
+
 import math
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _losses, _mse, _softmax_ce
+from .._typing import FloatArray
 from .._validation import as_float_array, call_dtype, check_real, check_reduction
 from ._common import _n_threads, _output, _reduce
 
 
-def softmax(x, *, out=None):
+def softmax(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Softmax along the last axis, with max-subtraction.
 
     Parameters
@@ -31,8 +36,10 @@ def softmax(x, *, out=None):
     return p
 
 
-def softmax_cross_entropy(logits, target, *, weight=None, label_smoothing=0.0,
-                          ignore_index=None, reduction="mean", grad_out=None):
+def softmax_cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                          label_smoothing: float = 0.0, ignore_index: int | None = None,
+                          reduction: Literal["mean", "sum"] = "mean",
+                          grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Fused softmax + cross-entropy loss and its gradient w.r.t. the logits.
 
     With ``weight``, ``label_smoothing`` or ``ignore_index`` the loss is
@@ -213,7 +220,8 @@ def _as_target(target, z, dtype):
     raise ValueError(f"target must be 1-D class indices or 2-D probabilities, got shape {t.shape}")
 
 
-def mse_loss(pred, target, *, reduction="mean", grad_out=None):
+def mse_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = "mean",
+             grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Mean squared error and its gradient w.r.t. ``pred``.
 
     ``loss = mean((pred - target)**2)`` over all elements (PyTorch's
@@ -258,8 +266,11 @@ def _pred_target(pred, target, pred_name="pred", grad_out=None, extra=()):
     return dtype, pred, target
 
 
-def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
-                                     grad_out=None):
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = None,
+                                     reduction: Literal["mean", "sum"] = "mean",
+                                     grad_out: FloatArray | None = None
+) -> tuple[float, FloatArray]:
     """Sigmoid + binary cross-entropy on logits, and its gradient w.r.t. the logits.
 
     ``loss = -[w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]`` per element,
@@ -304,7 +315,9 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
     return _reduce(total, n, reduction), g
 
 
-def huber_loss(pred, target, *, delta=1.0, reduction="mean", grad_out=None):
+def huber_loss(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0,
+               reduction: Literal["mean", "sum"] = "mean",
+               grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Huber loss (torch's ``huber_loss``) and its gradient w.r.t. ``pred``.
 
     Per element, with ``r = pred - target``: ``r**2 / 2`` where
@@ -336,7 +349,8 @@ def huber_loss(pred, target, *, delta=1.0, reduction="mean", grad_out=None):
     return _reduce(total, n, reduction), g
 
 
-def l1_loss(pred, target, *, reduction="mean", grad_out=None):
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = "mean",
+            grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Mean absolute error and its gradient ``sign(pred - target)`` (0 where equal).
 
     Parameters

@@ -1,7 +1,11 @@
 """Batch and layer normalization, forward and backward (see pyx/_norm.pyx)."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _norm
+from .._typing import FloatArray
 from .._validation import as_float_array, call_dtype, check_out, check_real
 from ._common import _n_threads, _output
 
@@ -28,8 +32,12 @@ def _stats_out(name, a, n):
     return a
 
 
-def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1,
-                       eps=1e-5, out=None, save_mean=None, save_invstd=None):
+def batch_norm_forward(x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None,
+                       running_mean: FloatArray | None, running_var: FloatArray | None, *,
+                       training: bool, momentum: float = 0.1, eps: float = 1e-5,
+                       out: FloatArray | None = None, save_mean: NDArray[np.float64] | None = None,
+                       save_invstd: NDArray[np.float64] | None = None
+) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64]]:
     """BatchNorm1d over a batch ``x`` (N, C), torch's semantics.
 
     Training: ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` with the
@@ -89,8 +97,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training, m
     return y, sm, si
 
 
-def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, dx=None,
-                        dgamma=None, dbeta=None, need_dx=True):
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, save_mean: ArrayLike,
+                        save_invstd: ArrayLike, *, training: bool = True,
+                        dx: FloatArray | None = None, dgamma: FloatArray | None = None,
+                        dbeta: FloatArray | None = None,
+                        need_dx: bool = True) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Gradients of :func:`batch_norm_forward`.
 
     Training mode (the statistics are functions of the batch), in one pass
@@ -143,8 +154,11 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
     return dx, dgamma, dbeta
 
 
-def layer_norm_forward(x, gamma=None, beta=None, *, eps=1e-5, out=None, save_mean=None,
-                       save_invstd=None):
+def layer_norm_forward(x: ArrayLike, gamma: ArrayLike | None = None, beta: ArrayLike | None = None,
+                       *, eps: float = 1e-5, out: FloatArray | None = None,
+                       save_mean: NDArray[np.float64] | None = None,
+                       save_invstd: NDArray[np.float64] | None = None
+) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64]]:
     """LayerNorm over the last dimension: ``(x - mean) / sqrt(var + eps) * gamma + beta``.
 
     Each row's mean and biased variance in float64 (torch's ``layer_norm``
@@ -182,8 +196,10 @@ def layer_norm_forward(x, gamma=None, beta=None, *, eps=1e-5, out=None, save_mea
     return y, sm, si
 
 
-def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, *, dx=None, dgamma=None,
-                        dbeta=None, need_dx=True):
+def layer_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, save_mean: ArrayLike,
+                        save_invstd: ArrayLike, *, dx: FloatArray | None = None,
+                        dgamma: FloatArray | None = None, dbeta: FloatArray | None = None,
+                        need_dx: bool = True) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Gradients of :func:`layer_norm_forward`.
 
     Per row, with ``g = dy * gamma``:

@@ -1,9 +1,13 @@
 """Optimizer updates, in place, with PyTorch's semantics."""
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _optim
+from .._typing import FloatArray
 from .._validation import as_float_array, call_dtype, check_no_overlap, check_nonneg_float, check_out
 from ._common import _n_threads
 
@@ -93,8 +97,9 @@ def _add_l2(W, dW, coef):
     return _optim.sq_norm_axpy(W, dW, coef, _n_threads())
 
 
-def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
-             weight_decay=0.0, nesterov=False, first_step=True):
+def sgd_step(param: FloatArray, grad: ArrayLike, momentum_buffer: FloatArray | None = None, *,
+             lr: float, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+             nesterov: bool = False, first_step: bool = True) -> FloatArray:
     """One in-place SGD update with ``torch.optim.SGD`` semantics.
 
     Parameters
@@ -127,8 +132,10 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     return param
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e-3,
-              betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+def adam_step(param: FloatArray, grad: ArrayLike, exp_avg: FloatArray, exp_avg_sq: FloatArray,
+              max_exp_avg_sq: FloatArray | None = None, *, step: int, lr: float = 1e-3,
+              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.0, amsgrad: bool = False) -> FloatArray:
     """One in-place Adam update with ``torch.optim.Adam`` semantics.
 
     ``g = grad + weight_decay * param`` (L2, added to the gradient);
@@ -161,8 +168,10 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr
                  weight_decay, amsgrad, decoupled=False)
 
 
-def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e-3,
-               betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+def adamw_step(param: FloatArray, grad: ArrayLike, exp_avg: FloatArray, exp_avg_sq: FloatArray,
+               max_exp_avg_sq: FloatArray | None = None, *, step: int, lr: float = 1e-3,
+               betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+               weight_decay: float = 1e-2, amsgrad: bool = False) -> FloatArray:
     """One in-place AdamW update with ``torch.optim.AdamW`` semantics.
 
     Decoupled weight decay: ``param *= 1 - lr * weight_decay`` first, then the
@@ -192,8 +201,11 @@ def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps
     return param
 
 
-def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *, lr=1e-2,
-                 alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+def rmsprop_step(param: FloatArray, grad: ArrayLike, square_avg: FloatArray,
+                 grad_avg: FloatArray | None = None, momentum_buffer: FloatArray | None = None, *,
+                 lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> FloatArray:
     """One in-place RMSprop update with ``torch.optim.RMSprop`` semantics.
 
     ``g = grad + weight_decay * param``; ``s = alpha s + (1 - alpha) g^2``;

@@ -1,7 +1,13 @@
 """Element-wise activations as layers of their own."""
+from __future__ import annotations
+
+from typing import Literal
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import functional as F
+from .._typing import FloatArray
 from .._validation import activation_code, check_real
 from ._module import Module, _check_backward_thread, _check_dtype, _get_ident, _in_use
 
@@ -9,14 +15,14 @@ from ._module import Module, _check_backward_thread, _check_dtype, _get_ident, _
 class _Activation(Module):
     _forward = _backward = None
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: DTypeLike = np.float32) -> None:
         self.dtype = _check_dtype(dtype)
         self._y = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -29,7 +35,8 @@ class _Activation(Module):
         finally:
             self._call_lock.release()
 
-    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True,
+                 _overwrite_dy: bool = False) -> FloatArray | None:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -73,14 +80,14 @@ class _PreActivation(Module):
 
     _name = None
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: DTypeLike = np.float32) -> None:
         self.dtype = _check_dtype(dtype)
         self._x = self._y = None
 
     def _kwargs(self):
         return {}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
         return f"{type(self).__name__}({args})"
 
@@ -95,7 +102,7 @@ class _PreActivation(Module):
     def _sync_step(self, step, n):
         step.set(*F._activation2_args(self._name, **self._kwargs()))
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -108,7 +115,8 @@ class _PreActivation(Module):
         finally:
             self._call_lock.release()
 
-    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True,
+                 _overwrite_dy: bool = False) -> FloatArray | None:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -135,7 +143,7 @@ class LeakyReLU(_PreActivation):
 
     _name = "leaky_relu"
 
-    def __init__(self, negative_slope=0.01, *, dtype=np.float32):
+    def __init__(self, negative_slope: float = 0.01, *, dtype: DTypeLike = np.float32) -> None:
         super().__init__(dtype)
         self.negative_slope = check_real("negative_slope", negative_slope)
 
@@ -157,7 +165,7 @@ class ELU(_PreActivation):
 
     _name = "elu"
 
-    def __init__(self, alpha=1.0, *, dtype=np.float32):
+    def __init__(self, alpha: float = 1.0, *, dtype: DTypeLike = np.float32) -> None:
         super().__init__(dtype)
         self.alpha = check_real("alpha", alpha)
 
@@ -176,7 +184,8 @@ class GELU(_PreActivation):
 
     _name = "gelu"
 
-    def __init__(self, approximate="none", *, dtype=np.float32):
+    def __init__(self, approximate: Literal["none", "tanh"] = "none", *,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__(dtype)
         if approximate not in ("none", "tanh"):
             raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -191,7 +200,7 @@ class SiLU(_PreActivation):
 
     _name = "silu"
 
-    def __init__(self, *, dtype=np.float32):
+    def __init__(self, *, dtype: DTypeLike = np.float32) -> None:
         super().__init__(dtype)
 
 
@@ -207,7 +216,8 @@ class Softplus(_PreActivation):
 
     _name = "softplus"
 
-    def __init__(self, beta=1.0, threshold=20.0, *, dtype=np.float32):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0, *,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__(dtype)
         self.beta = check_real("beta", beta, low=0.0, low_open=True)
         self.threshold = check_real("threshold", threshold)

@@ -1,9 +1,13 @@
 """Dropout as a layer: a new mask every training forward, none in eval mode."""
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import functional as F
+from .._typing import FloatArray
 from .._validation import check_real
 from ._module import Module, _check_backward_thread, _check_dtype, _get_ident, _in_use
 
@@ -30,7 +34,8 @@ class Dropout(Module):
         The number of training forwards so far (the next mask's counter).
     """
 
-    def __init__(self, p=0.5, *, seed=None, dtype=np.float32):
+    def __init__(self, p: float = 0.5, *, seed: int | None = None,
+                 dtype: DTypeLike = np.float32) -> None:
         self.p = check_real("p", p, low=0.0, high=1.0, high_open=True)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
@@ -44,17 +49,17 @@ class Dropout(Module):
         self._mask_step = None   # the step of the last forward's mask; None: identity
 
     @property
-    def step(self):
+    def step(self) -> int:
         return int(self._counter[0])
 
     @step.setter
-    def step(self, value):
+    def step(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
                 not 0 <= value < 2 ** 64:
             raise ValueError(f"step must be an int in [0, 2**64), got {value!r}")
         self._counter[0] = value
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Dropout(p={self.p})"
 
     # In a Sequential's ChainPlan: the step advances the layer's counter itself
@@ -65,7 +70,7 @@ class Dropout(Module):
         thr, scale = F._dropout_mask_params(self.p)
         step.set(self.training, thr, scale, self.seed)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -83,7 +88,8 @@ class Dropout(Module):
         finally:
             self._call_lock.release()
 
-    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True,
+                 _overwrite_dy: bool = False) -> FloatArray | None:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:

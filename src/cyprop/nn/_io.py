@@ -1,7 +1,10 @@
 """Saving and loading models: ``model.save(path)``, ``cyprop.load(path)``."""
+from __future__ import annotations
+
 import json
 import os
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -9,6 +12,9 @@ from ._activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Ta
 from ._dropout import Dropout
 from ._linear import Linear
 from ._norm import BatchNorm1d, LayerNorm
+
+if TYPE_CHECKING:
+    from ._sequential import Sequential
 
 _FORMAT = "cyprop.Sequential"
 _META_KEY = "__cyprop__"
@@ -29,7 +35,7 @@ _KEYWORD_LAYERS = {
 }
 
 
-def save(model, path):
+def save(model: Sequential, path: str | os.PathLike[str]) -> None:
     """Write a :class:`Sequential` to ``path``; see :meth:`Sequential.save`."""
     layers, arrays = [], {}
     for i, layer in enumerate(model.layers):
@@ -60,7 +66,7 @@ def save(model, path):
         np.savez(f, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Sequential:
     """Load a model written by :meth:`Sequential.save`.
 
     Parameters

@@ -1,9 +1,15 @@
 """The fully connected layer, with its activation fused."""
+from __future__ import annotations
+
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import functional as F
+from .._typing import FloatArray
 from .._validation import FIRST_PRE_ACTIVATION, activation_code, check_positive_int
-from ._module import Module, Parameter, _check_backward_thread, _check_dtype, _get_ident, _in_use, _stored
+from ._module import (Module, Parameter, _check_backward_thread, _check_dtype, _get_ident,
+                      _in_use, _stored, _Stored)
 
 
 class Linear(Module):
@@ -34,8 +40,8 @@ class Linear(Module):
         Gradients, overwritten by each ``backward``.
     """
 
-    def __init__(self, in_features, out_features, *, activation=None, bias=True,
-                 dtype=np.float32, seed=None):
+    def __init__(self, in_features: int, out_features: int, *, activation: str | None = None,
+                 bias: bool = True, dtype: DTypeLike = np.float32, seed: int | None = None) -> None:
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
         activation_code(activation)
@@ -53,22 +59,24 @@ class Linear(Module):
 
     _param_attrs = (("_W", "_dW"), ("_b", "_db"))
 
-    W = _stored("_W", "Weights (in, out); assigning copies into the buffer.")
-    b = _stored("_b", "Bias (out,) or None; assigning copies into the buffer.")
-    dW = _stored("_dW", "Weight gradient (in, out), overwritten by backward.")
-    db = _stored("_db", "Bias gradient (out,) or None, overwritten by backward.")
+    W: _Stored[FloatArray] = _stored("_W", "Weights (in, out); assigning copies into the buffer.")
+    b: _Stored[FloatArray | None] = _stored(
+        "_b", "Bias (out,) or None; assigning copies into the buffer.")
+    dW: _Stored[FloatArray] = _stored("_dW", "Weight gradient (in, out), overwritten by backward.")
+    db: _Stored[FloatArray | None] = _stored(
+        "_db", "Bias gradient (out,) or None, overwritten by backward.")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         act = f", activation={self.activation!r}" if self.activation else ""
         return f"Linear({self.in_features}, {self.out_features}{act}, dtype={self.dtype})"
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         ps = [Parameter(self._W, self._dW, "W")]
         if self._b is not None:
             ps.append(Parameter(self._b, self._db, "b"))
         return ps
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """``activation(x @ W + b)`` for x (N, in); returns the layer's (N, out) workspace."""
         if not self._call_lock.acquire(False):
             raise _in_use(self)
@@ -86,7 +94,8 @@ class Linear(Module):
         finally:
             self._call_lock.release()
 
-    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True,
+                 _overwrite_dy: bool = False) -> FloatArray | None:
         """Write dW, db for ``dy`` (N, out); return dx (N, in) (None if not ``need_dx``)."""
         if not self._call_lock.acquire(False):
             raise _in_use(self)

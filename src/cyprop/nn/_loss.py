@@ -1,19 +1,25 @@
 """Losses as objects: ``loss = loss_fn(pred, target)``, then ``loss_fn.backward()``."""
+from __future__ import annotations
+
+from typing import Literal
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import functional as F
+from .._typing import FloatArray
 from .._validation import FLOAT_DTYPES, check_real, check_reduction
 from ._module import _cached, _check_backward_thread, _get_ident, _Guarded, _in_use
 
 
 class _Loss(_Guarded):
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction: Literal["mean", "sum"] = "mean") -> None:
         check_reduction(reduction)
         self.reduction = reduction
         self._grad = None
         self._workspaces = {}
 
-    def __call__(self, pred, target):
+    def __call__(self, pred: ArrayLike, target: ArrayLike) -> float:
         return self.forward(pred, target)
 
     def __getstate__(self):
@@ -23,7 +29,11 @@ class _Loss(_Guarded):
         state.pop("_forward_thread", None)
         return state
 
-    def backward(self):
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
+        """The loss of ``pred`` against ``target``; keeps its gradient for :meth:`backward`."""
+        raise NotImplementedError
+
+    def backward(self) -> FloatArray:
         """Gradient of the last loss w.r.t. the prediction (a workspace of this loss)."""
         if not self._call_lock.acquire(False):
             raise _in_use(self)
@@ -68,7 +78,9 @@ class SoftmaxCrossEntropy(_Loss):
         Class index whose rows are skipped (default None: none; torch's is -100).
     """
 
-    def __init__(self, reduction="mean", *, weight=None, label_smoothing=0.0, ignore_index=None):
+    def __init__(self, reduction: Literal["mean", "sum"] = "mean", *,
+                 weight: ArrayLike | None = None, label_smoothing: float = 0.0,
+                 ignore_index: int | None = None) -> None:
         super().__init__(reduction)
         check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
         self.weight = None if weight is None else np.array(weight, dtype=np.float64)
@@ -78,7 +90,7 @@ class SoftmaxCrossEntropy(_Loss):
         self.ignore_index = ignore_index
         self._plain = self.weight is None and not self.label_smoothing and ignore_index is None
 
-    def forward(self, logits, target):
+    def forward(self, logits: ArrayLike, target: ArrayLike) -> float:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -107,7 +119,7 @@ class MSELoss(_Loss):
     See :func:`cyprop.functional.mse_loss`.
     """
 
-    def forward(self, pred, target):
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -131,11 +143,12 @@ class BCEWithLogitsLoss(_Loss):
         Weight of the positive term, per class.
     """
 
-    def __init__(self, reduction="mean", *, pos_weight=None):
+    def __init__(self, reduction: Literal["mean", "sum"] = "mean", *,
+                 pos_weight: ArrayLike | None = None) -> None:
         super().__init__(reduction)
         self.pos_weight = None if pos_weight is None else np.array(pos_weight, dtype=np.float64)
 
-    def forward(self, logits, target):
+    def forward(self, logits: ArrayLike, target: ArrayLike) -> float:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -160,11 +173,11 @@ class HuberLoss(_Loss):
     delta : float > 0, default 1.0
     """
 
-    def __init__(self, reduction="mean", *, delta=1.0):
+    def __init__(self, reduction: Literal["mean", "sum"] = "mean", *, delta: float = 1.0) -> None:
         super().__init__(reduction)
         self.delta = check_real("delta", delta, low=0.0, low_open=True)
 
-    def forward(self, pred, target):
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:
@@ -180,7 +193,7 @@ class HuberLoss(_Loss):
 class L1Loss(_Loss):
     """Mean absolute error (torch's ``nn.L1Loss``); see :func:`cyprop.functional.l1_loss`."""
 
-    def forward(self, pred, target):
+    def forward(self, pred: ArrayLike, target: ArrayLike) -> float:
         if not self._call_lock.acquire(False):
             raise _in_use(self)
         try:

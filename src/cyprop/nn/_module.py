@@ -1,10 +1,16 @@
 """The base of every layer and loss: Parameter, Module, workspaces, the thread guard."""
+from __future__ import annotations
+
 import threading
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import FloatArray
 from .._validation import FLOAT_DTYPES, as_float_array, call_dtype
 
+_M = TypeVar("_M", bound="Module")
 _MAX_WORKSPACES = 8  # buffers (or batch-size plans) kept per module, see _cached
 
 
@@ -22,10 +28,10 @@ class Parameter:
 
     __slots__ = ("value", "grad", "name")
 
-    def __init__(self, value, grad, name=""):
+    def __init__(self, value: FloatArray, grad: FloatArray, name: str = "") -> None:
         self.value, self.grad, self.name = value, grad, name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Parameter({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
@@ -85,8 +91,29 @@ def _check_backward_thread(obj):
                            "the matching forward()")
 
 
-def _stored(attr, doc):
-    """A property over a fixed buffer: reading returns it, assigning copies into it."""
+_T = TypeVar("_T")
+
+
+class _Stored(Generic[_T]):
+    """The type of a :func:`_stored` attribute (for type checkers): reading gives a
+    ``_T``, assigning takes any array-like of the buffer's shape."""
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Stored[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> _T | _Stored[_T]:
+        raise NotImplementedError   # pragma: no cover - the attributes are properties
+
+    def __set__(self, obj: object, value: ArrayLike) -> None:
+        raise NotImplementedError   # pragma: no cover
+
+
+def _stored(attr: str, doc: str) -> Any:
+    """A property over a fixed buffer: reading returns it, assigning copies into it.
+
+    Declared in the class as ``W: _Stored[FloatArray] = _stored("_W", doc)``."""
     name = attr.lstrip("_")
 
     def get(self):
@@ -119,12 +146,12 @@ class Module(_Guarded):
     # (value, gradient) attribute pairs of the parameters, in order (see _adopt)
     _param_attrs = ()
 
-    def train(self, mode=True):
+    def train(self: _M, mode: bool = True) -> _M:
         """Set training mode (``mode=True``) or evaluation mode; returns the module."""
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         """Set evaluation mode (``train(False)``); returns the module."""
         return self.train(False)
 
@@ -144,22 +171,22 @@ class Module(_Guarded):
             offset = end
         return offset
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> FloatArray:
         return self.forward(x)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """Compute the output for the batch ``x``."""
         raise NotImplementedError
 
-    def backward(self, dy, *, need_dx=True):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True) -> FloatArray | None:
         """Back-propagate ``dy`` (gradient w.r.t. the last output); return dx."""
         raise NotImplementedError
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         """List of :class:`Parameter` objects (empty for parameter-free layers)."""
         return []
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter gradient to zero."""
         for p in self.parameters():
             p.grad.fill(0)

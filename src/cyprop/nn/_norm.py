@@ -1,21 +1,29 @@
 """Normalization layers: BatchNorm1d and LayerNorm."""
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import functional as F
+from .._typing import FloatArray
 from .._validation import check_positive_int, check_real
 from ._module import (Module, Parameter, _cached, _check_backward_thread, _check_dtype,
-                      _get_ident, _in_use, _stored)
+                      _get_ident, _in_use, _stored, _Stored)
 
 
 class _Norm(Module):
     _param_attrs = (("_gamma", "_dgamma"), ("_beta", "_dbeta"))
 
-    gamma = _stored("_gamma", "Scale (C,) (None without affine); assigning copies in.")
-    beta = _stored("_beta", "Shift (C,) (None without affine); assigning copies in.")
-    dgamma = _stored("_dgamma", "Gradient of gamma (C,), overwritten by backward.")
-    dbeta = _stored("_dbeta", "Gradient of beta (C,), overwritten by backward.")
+    gamma: _Stored[FloatArray | None] = _stored(
+        "_gamma", "Scale (C,) (None without affine); assigning copies in.")
+    beta: _Stored[FloatArray | None] = _stored(
+        "_beta", "Shift (C,) (None without affine); assigning copies in.")
+    dgamma: _Stored[FloatArray | None] = _stored(
+        "_dgamma", "Gradient of gamma (C,), overwritten by backward.")
+    dbeta: _Stored[FloatArray | None] = _stored(
+        "_dbeta", "Gradient of beta (C,), overwritten by backward.")
 
     def _init_affine(self, n, affine, dtype):
         self.dtype = _check_dtype(dtype)
@@ -26,7 +34,7 @@ class _Norm(Module):
         self._dbeta = np.zeros(n, self.dtype) if affine else None
         self._x = self._y = None
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         if not self.affine:
             return []
         return [Parameter(self._gamma, self._dgamma, "gamma"),
@@ -64,7 +72,8 @@ class BatchNorm1d(_Norm):
         not touched by optimizers.
     """
 
-    def __init__(self, num_features, *, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
+    def __init__(self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, dtype: DTypeLike = np.float32) -> None:
         self.num_features = self._n = check_positive_int("num_features", num_features)
         self.eps = check_real("eps", eps, low=0.0)
         self.momentum = check_real("momentum", momentum, low=0.0, high=1.0)
@@ -75,14 +84,16 @@ class BatchNorm1d(_Norm):
         self._save_invstd = np.ones(self._n)
         self._fwd_training = True
 
-    running_mean = _stored("_running_mean", "Running mean (C,), a buffer; assigning copies in.")
-    running_var = _stored("_running_var", "Running variance (C,), a buffer; assigning copies in.")
+    running_mean: _Stored[FloatArray] = _stored(
+        "_running_mean", "Running mean (C,), a buffer; assigning copies in.")
+    running_var: _Stored[FloatArray] = _stored(
+        "_running_var", "Running variance (C,), a buffer; assigning copies in.")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"BatchNorm1d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, dtype={self.dtype})")
 
-    def buffers(self):
+    def buffers(self) -> list[FloatArray]:
         """{name: array} of the state that is not a parameter (saved with the model)."""
         return {"running_mean": self._running_mean, "running_var": self._running_var}
 
@@ -96,11 +107,12 @@ class BatchNorm1d(_Norm):
         F._check_batch_norm_rows((n, self._n), self.training)
         step.set(self.training, self.momentum, self.eps)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """Normalize x (N, C); returns the layer's (N, C) workspace."""
         return self._forward(x, False)
 
-    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True,
+                 _overwrite_dy: bool = False) -> FloatArray | None:
         """Write dgamma, dbeta for ``dy`` (N, C); return dx (None if not ``need_dx``)."""
         return self._backward(dy, need_dx, _overwrite_dy, False)
 
@@ -170,7 +182,8 @@ class LayerNorm(_Norm):
     dtype : {np.float32, np.float64}
     """
 
-    def __init__(self, normalized_shape, *, eps=1e-5, elementwise_affine=True, dtype=np.float32):
+    def __init__(self, normalized_shape: int | tuple[int], *, eps: float = 1e-5,
+                 elementwise_affine: bool = True, dtype: DTypeLike = np.float32) -> None:
         if isinstance(normalized_shape, (tuple, list)):
             if len(normalized_shape) != 1:
                 raise ValueError("normalized_shape must be an int or a tuple of one int (cyprop "
@@ -184,11 +197,11 @@ class LayerNorm(_Norm):
         self._init_affine(self._n, elementwise_affine, dtype)
         self.elementwise_affine = self.affine
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"LayerNorm({self._n}, eps={self.eps}, elementwise_affine={self.affine}, "
                 f"dtype={self.dtype})")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """Normalize each row of x (..., D); returns the layer's workspace."""
         if not self._call_lock.acquire(False):
             raise _in_use(self)
@@ -218,7 +231,8 @@ class LayerNorm(_Norm):
         return _cached(self.__dict__.setdefault("_workspaces", {}), (name, n),
                        lambda: np.empty(n, np.float64))
 
-    def backward(self, dy, *, need_dx=True, _overwrite_dy=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = True,
+                 _overwrite_dy: bool = False) -> FloatArray | None:
         """Write dgamma, dbeta for ``dy``; return dx (None if not ``need_dx``)."""
         if not self._call_lock.acquire(False):
             raise _in_use(self)

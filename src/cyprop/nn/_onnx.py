@@ -35,7 +35,11 @@ where cyprop computes 0.5 x erfc(-x / sqrt 2): 1e-13 relative at x = -3,
 1e-10 at -5 (absolute errors below 1e-16). Needs the ``onnx``
 package (``pip install "cyprop[onnx]"``); imported only here.
 """
+from __future__ import annotations
+
 import math
+import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +47,9 @@ from ._activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Ta
 from ._dropout import Dropout
 from ._linear import Linear
 from ._norm import BatchNorm1d, LayerNorm
+
+if TYPE_CHECKING:
+    from ._sequential import Sequential
 
 MIN_OPSET = 17   # LayerNormalization
 
@@ -140,7 +147,7 @@ def _activation(g, x, name, layer=None):
     raise TypeError(f"activation {name!r} has no ONNX form here")
 
 
-def to_onnx(model, path, *, opset=MIN_OPSET):
+def to_onnx(model: Sequential, path: str | os.PathLike[str], *, opset: int = MIN_OPSET) -> Any:
     """Write ``model`` (a cyprop ``Sequential``) to ``path`` as an ONNX model; return it.
 
     Parameters

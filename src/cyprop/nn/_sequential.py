@@ -1,22 +1,31 @@
 """Sequential: a chain of layers, run in one kernel call where it can be."""
+from __future__ import annotations
+
 import numbers
+import os
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import functional as F
 from .._threads import get_num_threads
+from .._typing import FloatArray
 from .._validation import ACTIVATION_PARAMS, FIRST_PRE_ACTIVATION
 from ._activation import ReLU, Sigmoid, Tanh, _PreActivation
 from ._dropout import Dropout
 from ._io import save
 from ._linear import Linear
-from ._module import Module, _cached, _check_backward_thread, _get_ident, _in_use
+from ._module import Module, Parameter, _cached, _check_backward_thread, _get_ident, _in_use
 from ._norm import BatchNorm1d, LayerNorm
 
 # layers a ChainPlan runs with kernels of its own...
 _PLAN_OPS = (Linear, ReLU, Sigmoid, Tanh)
 # ...and with steps of the other kernel modules (their _chain_step/_sync_step)
 _PLAN_STEPS = (BatchNorm1d, LayerNorm, Dropout)
+
+
+_S = TypeVar("_S", bound="Sequential")
 
 
 class Sequential(Module):
@@ -49,7 +58,7 @@ class Sequential(Module):
     each forward.
     """
 
-    def __init__(self, *layers, checkpoint_segments=None):
+    def __init__(self, *layers: Module, checkpoint_segments: int | None = None) -> None:
         if not layers:
             raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
@@ -57,6 +66,7 @@ class Sequential(Module):
                 raise TypeError(f"layer {i} must be a cyprop.nn.Module, got {type(layer).__name__}")
         # layers with arrays of their own (parameters, BatchNorm's running statistics)
         # fix the dtype; the others take it
+
         def has_arrays(layer):
             return bool(layer.parameters()) or bool(getattr(layer, "buffers", dict)())
         dtypes = {layer.dtype for layer in layers if has_arrays(layer)}
@@ -77,7 +87,7 @@ class Sequential(Module):
 
     # --- activation checkpointing ---------------------------------------------
     @property
-    def checkpoint_segments(self):
+    def checkpoint_segments(self) -> int | None:
         """Activation checkpointing: None (off) or the number of segments k.
 
         With k segments, forward keeps only each segment's input (and the
@@ -91,7 +101,7 @@ class Sequential(Module):
         return self._checkpoint
 
     @checkpoint_segments.setter
-    def checkpoint_segments(self, k):
+    def checkpoint_segments(self, k: int | None) -> None:
         if k is not None:
             if isinstance(k, bool) or not isinstance(k, numbers.Integral):
                 raise TypeError(f"checkpoint_segments must be None or an int, got {k!r}")
@@ -247,22 +257,22 @@ class Sequential(Module):
             width = n_out
         return first
 
-    def train(self, mode=True):
+    def train(self: _S, mode: bool = True) -> _S:
         """Set training (or, ``mode=False``, evaluation) mode on every layer; returns self."""
         self.training = bool(mode)
         for layer in self.layers:
             layer.train(mode)
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ",\n  ".join(map(repr, self.layers))
         return f"Sequential(\n  {inner}\n)"
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         return [p for layer in self.layers for p in layer.parameters()]
 
     @classmethod
-    def from_torch(cls, module):
+    def from_torch(cls, module: Any) -> Sequential:
         """A Sequential with the layers and values of a torch module (see ``nn._torch``).
 
         Parameters
@@ -279,7 +289,7 @@ class Sequential(Module):
         from ._torch import from_torch
         return from_torch(module)
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """This model as a ``torch.nn.Sequential`` (W transposed, dtype and mode kept).
 
         Returns
@@ -289,7 +299,7 @@ class Sequential(Module):
         from ._torch import to_torch
         return to_torch(self)
 
-    def to_onnx(self, path, *, opset=17):
+    def to_onnx(self, path: str | os.PathLike[str], *, opset: int = 17) -> Any:
         """Export the model (as in eval mode) to an ONNX file; see ``nn._onnx``.
 
         Parameters
@@ -307,7 +317,7 @@ class Sequential(Module):
         from ._onnx import to_onnx
         return to_onnx(self, path, opset=opset)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Save the model to ``path`` (an ``.npz`` file; no suffix is added).
 
         The file holds the parameter arrays and a JSON description of the
@@ -386,7 +396,7 @@ class Sequential(Module):
         for sync, step in entry[3]:
             sync(step, n)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """Run the layers in order; returns the last layer's output workspace."""
         if not self._call_lock.acquire(False):
             raise _in_use(self)
@@ -414,7 +424,7 @@ class Sequential(Module):
         finally:
             self._call_lock.release()
 
-    def backward(self, dy, *, need_dx=False):
+    def backward(self, dy: ArrayLike, *, need_dx: bool = False) -> FloatArray | None:
         """Back-propagate ``dy``; fills every layer's parameter gradients.
 
         Parameters

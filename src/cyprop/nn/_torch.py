@@ -10,12 +10,19 @@ own masks). A cyprop ``Linear`` with a fused activation becomes a torch
 float64), as are the training/eval modes. torch is imported only here, when
 one of the two is called.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ._activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from ._dropout import Dropout
 from ._linear import Linear
 from ._norm import BatchNorm1d, LayerNorm
+
+if TYPE_CHECKING:
+    from ._sequential import Sequential
 
 _SIMPLE = {"ReLU": ReLU, "Sigmoid": Sigmoid, "Tanh": Tanh, "SiLU": SiLU}
 _SUPPORTED = ("Linear, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, GELU, SiLU, Softplus, BatchNorm1d, "
@@ -54,7 +61,7 @@ def _flatten(module):
     return [module]
 
 
-def from_torch(module):
+def from_torch(module: Any) -> Sequential:
     """A cyprop ``Sequential`` with the layers and values of a torch module.
 
     Parameters
@@ -146,7 +153,7 @@ def _torch_activation(torch, name, layer=None):
     return tn.Softplus(getattr(layer, "beta", 1.0), getattr(layer, "threshold", 20.0))
 
 
-def to_torch(model):
+def to_torch(model: Sequential) -> Any:
     """A ``torch.nn.Sequential`` with the layers and values of a cyprop ``Sequential``.
 
     Returns

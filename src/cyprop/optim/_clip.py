@@ -1,12 +1,19 @@
 """Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_`` (torch.nn.utils')."""
+from __future__ import annotations
 import math
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import functional as F
 from .._validation import FLOAT_DTYPES, check_nonneg_float
 from ._optimizer import _flat_span
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..nn import Module, Parameter
 
 
 def _gradients(parameters):
@@ -28,7 +35,8 @@ def _gradients(parameters):
     return [flat] if flat is not None else grads
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters: Module | Iterable[Parameter], max_norm: float,
+                    norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
     """Scale the gradients in place so that their total norm is at most ``max_norm``.
 
     As ``torch.nn.utils.clip_grad_norm_``: the norm of all gradients taken
@@ -82,7 +90,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
-def clip_grad_value_(parameters, clip_value):
+def clip_grad_value_(parameters: Module | Iterable[Parameter], clip_value: float) -> None:
     """Clip every gradient element to ``[-clip_value, clip_value]`` in place.
 
     As ``torch.nn.utils.clip_grad_value_`` (NaN stays NaN).

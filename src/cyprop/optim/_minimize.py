@@ -14,11 +14,22 @@ normalizer at the end (the row count, the element count, or the total class
 weight, as the loss's ``mean`` defines it). The result does not depend on
 the thread count, bit for bit; other chunk sizes change it only by rounding.
 """
+from __future__ import annotations
 import copy
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._validation import check_positive_int, check_real
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import ArrayLike, NDArray
+    from scipy.optimize import OptimizeResult
+
+    from ..nn import Sequential
+    from ..nn._loss import _Loss
 
 __all__ = ["minimize"]
 
@@ -132,8 +143,11 @@ class _FullBatch:
         return hv
 
 
-def minimize(model, loss_fn, x, target, *, method="L-BFGS-B", max_iter=None, tol=None, l2=0.0,
-             callback=None, chunk_rows=DEFAULT_CHUNK_ROWS, options=None):
+def minimize(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike, *,
+             method: str = "L-BFGS-B", max_iter: int | None = None, tol: float | None = None,
+             l2: float = 0.0, callback: Callable[[NDArray[np.float64]], object] | None = None,
+             chunk_rows: int = DEFAULT_CHUNK_ROWS,
+             options: dict[str, Any] | None = None) -> OptimizeResult:
     """Fit a model to all of (x, target) at once with ``scipy.optimize.minimize``.
 
     Parameters

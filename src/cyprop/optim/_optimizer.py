@@ -1,10 +1,17 @@
 """The optimizers: SGD, Adam, AdamW, RMSprop (PyTorch's update rules)."""
+from __future__ import annotations
 import numbers
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import functional as F
 from .._validation import FLOAT_DTYPES, check_nonneg_float
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..nn import Parameter
 
 
 class Optimizer:
@@ -19,7 +26,7 @@ class Optimizer:
         Learning rate (> 0).
     """
 
-    def __init__(self, params, lr):
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
@@ -38,13 +45,13 @@ class Optimizer:
         self.lr = _check_lr(lr)
         self._groups = _groups(self.params)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Copies of the optimizer's state (step counters and buffers)."""
         return {key: ([b.copy() if b is not None else None for b in value]
                       if isinstance(value, list) else value)
                 for key, value in vars(self).items() if key in self._state_keys}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` taken from an optimizer over the same parameters."""
         for key in self._state_keys:
             current, new = getattr(self, key), state[key]
@@ -63,12 +70,12 @@ class Optimizer:
             else:
                 setattr(self, key, new)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every gradient to zero (cyprop's backward overwrites them anyway)."""
         for p in self.params:
             p.grad.fill(0)
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter in place."""
         raise NotImplementedError
 
@@ -121,8 +128,8 @@ class SGD(Optimizer):
         Requires momentum > 0 and dampening = 0.
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(params, lr)
         self.momentum = check_nonneg_float("momentum", momentum)
         self.dampening = check_nonneg_float("dampening", dampening)
@@ -134,7 +141,7 @@ class SGD(Optimizer):
         self._buffers = [None] * len(self._groups)
         self._first = True
 
-    def set_lr(self, lr, *, keep_velocity=False):
+    def set_lr(self, lr: float, *, keep_velocity: bool = False) -> None:
         """Change the learning rate.
 
         Parameters
@@ -155,7 +162,7 @@ class SGD(Optimizer):
                     buf *= self.lr / lr
         self.lr = float(lr)
 
-    def step(self):
+    def step(self) -> None:
         if self.momentum and self._buffers[0] is None:
             # made on the first step with momentum (a schedule may turn it on),
             # which sets them to the gradient, as torch does
@@ -184,8 +191,9 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(params, lr)
         self.betas = F._optim._check_betas(betas)
         self.eps = check_nonneg_float("eps", eps)
@@ -197,7 +205,7 @@ class Adam(Optimizer):
         self._vmax = [np.zeros_like(value) if self.amsgrad else None for value, _ in self._groups]
         self.t = 0
 
-    def step(self):
+    def step(self) -> None:
         self.t += 1
         for (value, grad), m, v, vmax in zip(self._groups, self._m, self._v, self._vmax):
             F._adam_update(value, grad, m, v, vmax, self.t, self.lr, *self.betas, self.eps,
@@ -222,8 +230,9 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
@@ -246,8 +255,9 @@ class RMSprop(Optimizer):
         root mean square.
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
         super().__init__(params, lr)
         self.alpha = check_nonneg_float("alpha", alpha)
         self.eps = check_nonneg_float("eps", eps)
@@ -260,7 +270,7 @@ class RMSprop(Optimizer):
                           for value, _ in self._groups]
         self._buffers = [None] * len(self._groups)
 
-    def step(self):
+    def step(self) -> None:
         if self.momentum and self._buffers[0] is None:  # zeros, as torch's
             self._buffers = [np.zeros_like(value) for value, _ in self._groups]
         for (value, grad), sq, avg, buf in zip(self._groups, self._square_avg, self._grad_avg,

@@ -13,8 +13,10 @@ AdamW's ``betas[0]``.
 torch keeps one rate per parameter group; a cyprop optimizer has one group,
 so ``get_last_lr()`` and ``base_lrs`` are lists of one rate.
 """
+from __future__ import annotations
 import math
 import numbers
+from typing import Any, Literal
 
 from .._validation import check_positive_int
 from ._optimizer import Optimizer
@@ -45,7 +47,7 @@ class LRScheduler:
         step reached, or restore a :meth:`state_dict`.
     """
 
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a cyprop.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -64,27 +66,27 @@ class LRScheduler:
         self._step_count = 0
         self.step()
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         """The rates for ``last_epoch``, from the current ones (torch's chainable form)."""
         raise NotImplementedError
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The rates the last ``step()`` set (a list of one)."""
         return list(self._last_lr)
 
-    def step(self):
+    def step(self) -> None:
         """Advance one step and set the optimizer's learning rate."""
         self._step_count += 1
         self.last_epoch += 1
         self.optimizer.lr = float(self.get_lr()[0])
         self._last_lr = [self.optimizer.lr]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The scheduler's state (everything but the optimizer)."""
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()
                 if k != "optimizer"}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`."""
         self.__dict__.update({k: (list(v) if isinstance(v, list) else v)
                               for k, v in state_dict.items()})
@@ -105,12 +107,13 @@ class StepLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
         self.step_size = check_positive_int("step_size", step_size)
         self.gamma = _real("gamma", gamma, 0.0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return [self._lr()]
         return [self._lr() * self.gamma]
@@ -126,11 +129,11 @@ class ExponentialLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, gamma, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = _real("gamma", gamma, 0.0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
             return [self._lr()]
         return [self._lr() * self.gamma]
@@ -152,12 +155,13 @@ class CosineAnnealingLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
         self.T_max = check_positive_int("T_max", T_max)
         self.eta_min = _real("eta_min", eta_min, 0.0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         e, T, lo, base, lr = self.last_epoch, self.T_max, self.eta_min, self.base_lrs[0], self._lr()
         if e == 0:
             return [lr]
@@ -183,14 +187,14 @@ class LinearLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
-                 last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         self.start_factor = _real("start_factor", start_factor, 0.0, 1.0, low_open=True)
         self.end_factor = _real("end_factor", end_factor, 0.0, 1.0)
         self.total_iters = check_positive_int("total_iters", total_iters)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         e, lr = self.last_epoch, self._lr()
         if e == 0:
             return [lr * self.start_factor]
@@ -233,10 +237,13 @@ class OneCycleLR(LRScheduler):
         On bad arguments, and when stepped more than ``total_steps`` times.
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
-                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
-                 last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, max_lr: float, total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None,
+                 pct_start: float = 0.3, anneal_strategy: Literal["cos", "linear"] = "cos",
+                 cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
         if total_steps is not None:
             self.total_steps = check_positive_int("total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
@@ -286,7 +293,7 @@ class OneCycleLR(LRScheduler):
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times. The specified number of total steps "

@@ -1,9 +1,14 @@
 """Reference element-wise activations and their gradients."""
+from __future__ import annotations
+
 import math
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
+from .._typing import FloatArray
 from ._common import _sigmoid, _store
 
 _ACT = {
@@ -22,32 +27,32 @@ _DACT = {  # derivative in terms of the forward output y
 }
 
 
-def relu_forward(x, *, out=None):
+def relu_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference ReLU."""
     return _store(np.maximum(x, 0), out)
 
 
-def relu_backward(dy, y, *, out=None):
+def relu_backward(dy: ArrayLike, y: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference ReLU gradient ``dy * (y > 0)``."""
     return _store(dy * (y > 0), out)
 
 
-def sigmoid_forward(x, *, out=None):
+def sigmoid_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference sigmoid."""
     return _store(_sigmoid(x), out)
 
 
-def sigmoid_backward(dy, y, *, out=None):
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference sigmoid gradient ``dy * y * (1 - y)``."""
     return _store(dy * y * (1 - y), out)
 
 
-def tanh_forward(x, *, out=None):
+def tanh_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference tanh."""
     return _store(np.tanh(x), out)
 
 
-def tanh_backward(dy, y, *, out=None):
+def tanh_backward(dy: ArrayLike, y: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference tanh gradient ``dy * (1 - y**2)``."""
     return _store(dy * (1 - y * y), out)
 
@@ -129,52 +134,59 @@ def _dsoftplus(x, beta, threshold):
     return np.where(z > threshold, 1.0, special.expit(z))
 
 
-def leaky_relu_forward(x, *, negative_slope=0.01, out=None):
+def leaky_relu_forward(x: ArrayLike, *, negative_slope: float = 0.01,
+                       out: FloatArray | None = None) -> FloatArray:
     """Reference leaky ReLU."""
     return _store(_leaky(x, negative_slope), out)
 
 
-def leaky_relu_backward(dy, x_or_y, *, negative_slope=0.01, out=None):
+def leaky_relu_backward(dy: ArrayLike, x_or_y: ArrayLike, *, negative_slope: float = 0.01,
+                        out: FloatArray | None = None) -> FloatArray:
     """Reference leaky ReLU gradient."""
     return _store(dy * _dleaky(x_or_y, negative_slope), out)
 
 
-def elu_forward(x, *, alpha=1.0, out=None):
+def elu_forward(x: ArrayLike, *, alpha: float = 1.0, out: FloatArray | None = None) -> FloatArray:
     """Reference ELU."""
     return _store(_elu(x, alpha), out)
 
 
-def elu_backward(dy, x, *, alpha=1.0, out=None):
+def elu_backward(dy: ArrayLike, x: ArrayLike, *, alpha: float = 1.0,
+                 out: FloatArray | None = None) -> FloatArray:
     """Reference ELU gradient from the pre-activation."""
     return _store(dy * _delu(x, alpha), out)
 
 
-def gelu_forward(x, *, approximate="none", out=None):
+def gelu_forward(x: ArrayLike, *, approximate: Literal["none", "tanh"] = "none",
+                 out: FloatArray | None = None) -> FloatArray:
     """Reference GELU (exact, or the tanh approximation)."""
     return _store(_gelu(x) if approximate == "none" else _gelu_tanh(x), out)
 
 
-def gelu_backward(dy, x, *, approximate="none", out=None):
+def gelu_backward(dy: ArrayLike, x: ArrayLike, *, approximate: Literal["none", "tanh"] = "none",
+                  out: FloatArray | None = None) -> FloatArray:
     """Reference GELU gradient from the pre-activation."""
     return _store(dy * (_dgelu(x) if approximate == "none" else _dgelu_tanh(x)), out)
 
 
-def silu_forward(x, *, out=None):
+def silu_forward(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference SiLU."""
     return _store(_silu(x), out)
 
 
-def silu_backward(dy, x, *, out=None):
+def silu_backward(dy: ArrayLike, x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference SiLU gradient from the pre-activation."""
     return _store(dy * _dsilu(x), out)
 
 
-def softplus_forward(x, *, beta=1.0, threshold=20.0, out=None):
+def softplus_forward(x: ArrayLike, *, beta: float = 1.0, threshold: float = 20.0,
+                     out: FloatArray | None = None) -> FloatArray:
     """Reference softplus."""
     return _store(_softplus(x, beta, threshold), out)
 
 
-def softplus_backward(dy, x, *, beta=1.0, threshold=20.0, out=None):
+def softplus_backward(dy: ArrayLike, x: ArrayLike, *, beta: float = 1.0, threshold: float = 20.0,
+                      out: FloatArray | None = None) -> FloatArray:
     """Reference softplus gradient from the pre-activation."""
     return _store(dy * _dsoftplus(x, beta, threshold), out)
 

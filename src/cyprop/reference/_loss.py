@@ -1,19 +1,26 @@
 """Reference softmax and losses."""
+from __future__ import annotations
+
 import math
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import FloatArray
 from ._common import _store
 
 
-def softmax(x, *, out=None):
+def softmax(x: ArrayLike, *, out: FloatArray | None = None) -> FloatArray:
     """Reference softmax along the last axis."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return _store(e / e.sum(axis=-1, keepdims=True), out)
 
 
-def softmax_cross_entropy(logits, target, *, weight=None, label_smoothing=0.0,
-                          ignore_index=None, reduction="mean", grad_out=None):
+def softmax_cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                          label_smoothing: float = 0.0, ignore_index: int | None = None,
+                          reduction: Literal["mean", "sum"] = "mean",
+                          grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Reference softmax cross-entropy; see :func:`cyprop.functional.softmax_cross_entropy`.
 
     With weight / label_smoothing / ignore_index the loss is torch's formula
@@ -45,7 +52,8 @@ def softmax_cross_entropy(logits, target, *, weight=None, label_smoothing=0.0,
     return float(loss), _store(grad.astype(logits.dtype, copy=False), grad_out)
 
 
-def mse_loss(pred, target, *, reduction="mean", grad_out=None):
+def mse_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = "mean",
+             grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Reference mean squared error; see :func:`cyprop.functional.mse_loss`."""
     diff = pred - target
     if reduction == "mean":
@@ -90,8 +98,11 @@ def _ce_general(logits, target, weight, label_smoothing, ignore_index, reduction
     return float((1 - eps) * nll.sum() + eps / c * smooth.sum())
 
 
-def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
-                                     grad_out=None):
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = None,
+                                     reduction: Literal["mean", "sum"] = "mean",
+                                     grad_out: FloatArray | None = None
+) -> tuple[float, FloatArray]:
     """Reference BCE on logits: ``-(w t log s + (1 - t) log(1 - s))``, s = sigmoid(x)."""
     x = np.asarray(logits, np.float64)
     t = np.asarray(target, np.float64)
@@ -108,7 +119,9 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
     return float(loss), _store(grad.astype(logits.dtype, copy=False), grad_out)
 
 
-def huber_loss(pred, target, *, delta=1.0, reduction="mean", grad_out=None):
+def huber_loss(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0,
+               reduction: Literal["mean", "sum"] = "mean",
+               grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Reference Huber loss."""
     r = pred.astype(np.float64) - target
     ar = np.abs(r)
@@ -123,7 +136,8 @@ def huber_loss(pred, target, *, delta=1.0, reduction="mean", grad_out=None):
     return float(loss), _store(grad.astype(pred.dtype, copy=False), grad_out)
 
 
-def l1_loss(pred, target, *, reduction="mean", grad_out=None):
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = "mean",
+            grad_out: FloatArray | None = None) -> tuple[float, FloatArray]:
     """Reference mean absolute error."""
     r = pred.astype(np.float64) - target
     grad = np.sign(r)

@@ -1,11 +1,19 @@
 """Reference batch and layer normalization, written as the textbook formulas in float64."""
-import numpy as np
+from __future__ import annotations
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._typing import FloatArray
 from ._common import _store
 
 
-def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1,
-                       eps=1e-5, out=None, save_mean=None, save_invstd=None):
+def batch_norm_forward(x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None,
+                       running_mean: FloatArray | None, running_var: FloatArray | None, *,
+                       training: bool, momentum: float = 0.1, eps: float = 1e-5,
+                       out: FloatArray | None = None, save_mean: NDArray[np.float64] | None = None,
+                       save_invstd: NDArray[np.float64] | None = None
+) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64]]:
     """Reference BatchNorm1d forward; see :func:`cyprop.functional.batch_norm_forward`."""
     xd = x.astype(np.float64)
     if training:
@@ -24,8 +32,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training, m
             _store(invstd, save_invstd))
 
 
-def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, dx=None,
-                        dgamma=None, dbeta=None, need_dx=True):
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, save_mean: ArrayLike,
+                        save_invstd: ArrayLike, *, training: bool = True,
+                        dx: FloatArray | None = None, dgamma: FloatArray | None = None,
+                        dbeta: FloatArray | None = None,
+                        need_dx: bool = True) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Reference BatchNorm1d backward (the closed form)."""
     dyd, xhat = dy.astype(np.float64), (x.astype(np.float64) - save_mean) * save_invstd
     g = 1.0 if gamma is None else gamma.astype(np.float64)
@@ -38,8 +49,11 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
             _store(dyd.sum(axis=0).astype(x.dtype), dbeta))
 
 
-def layer_norm_forward(x, gamma=None, beta=None, *, eps=1e-5, out=None, save_mean=None,
-                       save_invstd=None):
+def layer_norm_forward(x: ArrayLike, gamma: ArrayLike | None = None, beta: ArrayLike | None = None,
+                       *, eps: float = 1e-5, out: FloatArray | None = None,
+                       save_mean: NDArray[np.float64] | None = None,
+                       save_invstd: NDArray[np.float64] | None = None
+) -> tuple[FloatArray, NDArray[np.float64], NDArray[np.float64]]:
     """Reference LayerNorm over the last dimension."""
     xd = x.astype(np.float64)
     mean, var = xd.mean(axis=-1, keepdims=True), xd.var(axis=-1, keepdims=True)
@@ -51,8 +65,10 @@ def layer_norm_forward(x, gamma=None, beta=None, *, eps=1e-5, out=None, save_mea
             _store(invstd.reshape(-1), save_invstd))
 
 
-def layer_norm_backward(dy, x, gamma, save_mean, save_invstd, *, dx=None, dgamma=None,
-                        dbeta=None, need_dx=True):
+def layer_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, save_mean: ArrayLike,
+                        save_invstd: ArrayLike, *, dx: FloatArray | None = None,
+                        dgamma: FloatArray | None = None, dbeta: FloatArray | None = None,
+                        need_dx: bool = True) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Reference LayerNorm backward."""
     d = x.shape[-1]
     xd, dyd = x.astype(np.float64).reshape(-1, d), dy.astype(np.float64).reshape(-1, d)

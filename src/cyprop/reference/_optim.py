@@ -1,11 +1,17 @@
 """Reference optimizer updates (torch.optim's formulas), in place."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import FloatArray
 
 
-def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
-             weight_decay=0.0, nesterov=False, first_step=True):
+def sgd_step(param: FloatArray, grad: ArrayLike, momentum_buffer: FloatArray | None = None, *,
+             lr: float, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+             nesterov: bool = False, first_step: bool = True) -> FloatArray:
     """Reference SGD update (``torch.optim.SGD``), in place."""
     g = grad + weight_decay * param if weight_decay else grad
     if momentum:
@@ -19,15 +25,19 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     return param
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e-3,
-              betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+def adam_step(param: FloatArray, grad: ArrayLike, exp_avg: FloatArray, exp_avg_sq: FloatArray,
+              max_exp_avg_sq: FloatArray | None = None, *, step: int, lr: float = 1e-3,
+              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.0, amsgrad: bool = False) -> FloatArray:
     """Reference Adam update (``torch.optim.Adam``), in place."""
     g = grad + weight_decay * param if weight_decay else grad
     return _adam(param, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps, amsgrad)
 
 
-def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e-3,
-               betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+def adamw_step(param: FloatArray, grad: ArrayLike, exp_avg: FloatArray, exp_avg_sq: FloatArray,
+               max_exp_avg_sq: FloatArray | None = None, *, step: int, lr: float = 1e-3,
+               betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+               weight_decay: float = 1e-2, amsgrad: bool = False) -> FloatArray:
     """Reference AdamW update (``torch.optim.AdamW``: decoupled decay), in place."""
     param *= 1 - lr * weight_decay
     return _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps, amsgrad)
@@ -49,8 +59,11 @@ def _adam(param, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps, a
     return param
 
 
-def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *, lr=1e-2,
-                 alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+def rmsprop_step(param: FloatArray, grad: ArrayLike, square_avg: FloatArray,
+                 grad_avg: FloatArray | None = None, momentum_buffer: FloatArray | None = None, *,
+                 lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> FloatArray:
     """Reference RMSprop update (``torch.optim.RMSprop``), in place."""
     g = grad + weight_decay * param if weight_decay else grad
     square_avg *= alpha

@@ -1,0 +1,9 @@
+# Stub of the compiled module pyx/_losses.pyx (BCE-with-logits, Huber, L1).
+from ._typing import FloatArray
+
+def bce_with_logits(logits: FloatArray, target: FloatArray, pos_weight: FloatArray | None,
+                    grad: FloatArray | None, scale: float, n_threads: int) -> float: ...
+def huber(pred: FloatArray, target: FloatArray, grad: FloatArray | None, delta: float,
+          scale: float, n_threads: int) -> float: ...
+def l1(pred: FloatArray, target: FloatArray, grad: FloatArray | None, scale: float,
+       n_threads: int) -> float: ...

@@ -1,0 +1,13 @@
+# Stub of the compiled module pyx/_rop.pyx (R-operator kernels of cyprop.hessian).
+from ._typing import FloatArray
+
+def act_rforward(z: FloatArray, Rz: FloatArray | None, Ry: FloatArray | None, d1: FloatArray,
+                 d2: FloatArray, act: int, a: float, b: float, n_threads: int) -> None: ...
+def act_rbackward(gy: FloatArray | None, Rgy: FloatArray, d1: FloatArray,
+                  d2: FloatArray | None, Rz: FloatArray | None, delta: FloatArray | None,
+                  Rdelta: FloatArray,
+                  n_threads: int) -> None: ...
+def softmax_ce_rop(logits: FloatArray, Rlogits: FloatArray, Rg: FloatArray,
+                   row_scale: FloatArray, n_threads: int) -> None: ...
+def pointwise_loss_rop(loss: int, pred: FloatArray, target: FloatArray, R: FloatArray,
+                       Rg: FloatArray, scale: float, param: float, n_threads: int) -> None: ...
