@@ -5,6 +5,7 @@ public module, so that the API reference lists every public name and never
 goes stale.
 """
 import importlib
+import inspect
 import os
 
 import cyprop
@@ -24,6 +25,9 @@ templates_path = ["_templates"]   # classes with their own members, not sklearn'
 html_title = f"cyprop {release}"
 autosummary_generate = True
 autodoc_default_options = {"members": False}
+# the numpydoc sections give each parameter's type; signatures stay as NumPy's docs show them
+# (the annotations are for type checkers: py.typed, see the README's "Types")
+autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 myst_heading_anchors = 3
@@ -54,3 +58,18 @@ def _write_api():
 
 
 _write_api()
+
+
+def _class_signature(app, what, name, obj, options, signature, return_annotation):
+    """A layer's or loss's signature is its ``__init__``'s: their base's ``__new__``
+    (the thread guard, ``nn._module._Guarded``) takes ``*args, **kwargs``."""
+    if what != "class" or signature != "(*args, **kwargs)" or "__init__" not in dir(obj):
+        return None
+    sig = inspect.signature(obj.__init__)
+    params = [p.replace(annotation=inspect.Parameter.empty)
+              for p in list(sig.parameters.values())[1:]]
+    return str(sig.replace(parameters=params, return_annotation=inspect.Signature.empty)), None
+
+
+def setup(app):
+    app.connect("autodoc-process-signature", _class_signature)
