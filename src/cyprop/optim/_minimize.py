@@ -37,6 +37,19 @@ METHODS = {"l-bfgs-b": "L-BFGS-B", "newton-cg": "Newton-CG", "trust-ncg": "trust
 DEFAULT_CHUNK_ROWS = 4096
 
 
+def _check_model(model, loss_fn):
+    """A Sequential with parameters, a cyprop loss, no layer whose forward is random."""
+    from ..nn import Sequential
+    from ..nn._loss import _Loss
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a cyprop.nn.Sequential, got {type(model).__name__}")
+    if not model.parameters():
+        raise ValueError("the model has no parameters")
+    if not isinstance(loss_fn, _Loss):
+        raise TypeError(f"loss_fn must be a cyprop.nn loss, got {type(loss_fn).__name__}")
+    _check_deterministic(model)
+
+
 def _check_deterministic(model):
     """Refuse layers whose training-mode forward is not a fixed function of the parameters."""
     from ..nn import BatchNorm1d, Dropout
@@ -50,9 +63,16 @@ def _check_deterministic(model):
 
 def _normalizer(loss_fn, target, n_rows, out_width):
     """What the loss's 'mean' divides its sum by, over the whole data set (1 for 'sum')."""
-    from ..nn import SoftmaxCrossEntropy
     if loss_fn.reduction == "sum":
         return 1.0
+    return _mean_normalizer(loss_fn, target, n_rows, out_width)
+
+
+def _mean_normalizer(loss_fn, target, n_rows, out_width):
+    """What the 'mean' of ``loss_fn``'s kind divides the sum over these rows by: the rows, the
+    elements, or (class-index targets with weight/ignore_index) the total weight; additive
+    over row chunks."""
+    from ..nn import SoftmaxCrossEntropy
     if isinstance(loss_fn, SoftmaxCrossEntropy):
         t = np.asarray(target)
         if t.ndim == 1 and (loss_fn.weight is not None or loss_fn.ignore_index is not None):
@@ -90,15 +110,7 @@ class _FullBatch:
     """The loss, gradient and Hessian-vector products of a model over all rows, in chunks."""
 
     def __init__(self, model, loss_fn, x, target, chunk_rows, l2):
-        from ..nn import Sequential
-        from ..nn._loss import _Loss
-        if not isinstance(model, Sequential):
-            raise TypeError(f"model must be a cyprop.nn.Sequential, got {type(model).__name__}")
-        if not model.parameters():
-            raise ValueError("the model has no parameters")
-        if not isinstance(loss_fn, _Loss):
-            raise TypeError(f"loss_fn must be a cyprop.nn loss, got {type(loss_fn).__name__}")
-        _check_deterministic(model)
+        _check_model(model, loss_fn)
         self.model, self.l2 = model, l2
         self.x = np.ascontiguousarray(model._input(x))
         self.target = np.asarray(target)
@@ -205,6 +217,14 @@ def minimize(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
     >>> bool(res.fun < 0.1)
     True
     """
+    return _run_minimize(lambda l2: _FullBatch(model, loss_fn, x, target,
+                                               check_positive_int("chunk_rows", chunk_rows), l2),
+                         model, method, max_iter, tol, l2, callback, options)
+
+
+def _run_minimize(make_objective, model, method, max_iter, tol, l2, callback, options):
+    """scipy.optimize.minimize over ``make_objective(l2)`` (an object with ``loss_grad(theta)``
+    and ``hessp(theta, p)``), from the model's parameters; the solution written back."""
     import scipy.optimize
 
     if not isinstance(method, str) or method.lower() not in METHODS:
@@ -212,7 +232,6 @@ def minimize(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
                          f"got {method!r}")
     method = METHODS[method.lower()]
     l2 = check_real("l2", l2, low=0.0)
-    chunk_rows = check_positive_int("chunk_rows", chunk_rows)
     opts = dict(options or {})
     if max_iter is not None:
         opts["maxiter"] = check_positive_int("max_iter", max_iter)
@@ -220,7 +239,7 @@ def minimize(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
         tol = check_real("tol", tol, low=0.0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    batch = _FullBatch(model, loss_fn, x, target, chunk_rows, l2)
+    batch = make_objective(l2)
     theta0 = model._values.astype(np.float64)
     kwargs = {"hessp": batch.hessp} if method != "L-BFGS-B" else {}
     res = scipy.optimize.minimize(batch.loss_grad, theta0, method=method, jac=True, tol=tol,
