@@ -36,7 +36,7 @@ suppress_warnings = ["myst.header"]
 # the public modules, in the order a reader meets them
 MODULES = ["cyprop", "cyprop.functional", "cyprop.reference", "cyprop.nn", "cyprop.optim",
            "cyprop.optim.lr_scheduler", "cyprop.hessian", "cyprop.diagnostics",
-           "cyprop.sklearn"]
+           "cyprop.sklearn", "cyprop.distributed"]
 
 
 def _write_api():

@@ -24,7 +24,7 @@ PACKAGE = Path(cyprop.__file__).parent
 USAGE = Path(__file__).parent / "typing" / "public_api.py"
 PUBLIC_MODULES = ["cyprop", "cyprop.functional", "cyprop.reference", "cyprop.nn", "cyprop.optim",
                   "cyprop.optim.lr_scheduler", "cyprop.hessian", "cyprop.diagnostics",
-                  "cyprop.sklearn"]
+                  "cyprop.sklearn", "cyprop.distributed"]
 
 
 def _compiled_modules():

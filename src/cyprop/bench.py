@@ -986,6 +986,117 @@ def format_checkpoint(results, depth=16, width=1024, batch=4096):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------
+# cyprop.distributed: a LocalCluster's step against one process, and its costs
+DISTRIBUTED_CASES = (((784, 512, 512, 10), 4096), ((20, 64, 64, 2), 256))
+
+
+def _noop(*args):
+    return None
+
+
+def cluster_costs(client, repeats=20, nbytes=64 << 20):
+    """The cluster's costs: one task's round trip from the driver, the scheduler's time per
+    task in a burst, and the seconds per byte of a transfer between two workers."""
+    rt = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        client.submit(_noop, pure=False).result()
+        rt.append(time.perf_counter() - t)
+    burst = 400
+    t = time.perf_counter()
+    client.gather(client.map(_noop, range(burst), pure=False))
+    per_task = (time.perf_counter() - t) / burst
+    workers = sorted(client.scheduler_info()["workers"])
+    per_byte = float("nan")
+    if len(workers) > 1:
+        from . import distributed as D
+        times = []
+        for _ in range(3):
+            held = client.submit(D._held, np.ones(nbytes // 8), workers=workers[:1], pure=False)
+            held.result()
+            t = time.perf_counter()
+            client.submit(_noop, held, workers=workers[1:2], pure=False).result()
+            times.append(time.perf_counter() - t)
+            client.cancel([held])
+        per_byte = max(min(times) - statistics.median(rt), 0.0) / nbytes
+    return {"round_trip_s": statistics.median(rt), "per_task_s": per_task,
+            "per_byte_s": per_byte}
+
+
+def distributed_steps(n_workers=2, steps=8, repeats=3):
+    """Time per step and bytes per step of DataParallel on a LocalCluster of ``n_workers``
+    processes against the same training in this process (at its default threads)."""
+    from . import distributed as D
+    results = []
+    with D.local_cluster(n_workers) as client:
+        client.wait_for_workers(n_workers)
+        costs = cluster_costs(client)
+        for sizes, batch in DISTRIBUTED_CASES:
+            rng = np.random.default_rng(0)
+            X = rng.standard_normal((batch * steps, sizes[0])).astype(np.float32)
+            y = rng.integers(0, sizes[-1], batch * steps)
+            model = _cyprop_mlp(sizes, np.float32)
+            ce = nn.SoftmaxCrossEntropy()
+            opt = optim.Adam(model.parameters(), lr=1e-3)
+            single = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for b in range(steps):
+                    ce(model(X[b * batch:(b + 1) * batch]), y[b * batch:(b + 1) * batch])
+                    model.backward(ce.backward())
+                    opt.step()
+                single.append((time.perf_counter() - t) / steps)
+            dp = D.DataParallel(model, ce, opt, client=client)
+            dp.fit(X[:2 * batch], y[:2 * batch], batch_size=batch, progress=False)   # warm-up
+            dist = []
+            for _ in range(repeats):   # the steps alone (a fit sends the data's parts first)
+                dist.append(dp.fit(X, y, batch_size=batch, progress=False).seconds_per_step_)
+            results.append({"case": "-".join(map(str, sizes)), "batch": batch,
+                            "parameters": int(model._values.size), "workers": n_workers,
+                            "single_step_s": min(single), "distributed_step_s": min(dist),
+                            "bytes_per_step": dp.bytes_per_step_,
+                            "single_threads": cyprop.get_num_threads(), **costs})
+    return results
+
+
+def projected_step(row, workers, per_byte=None):
+    """A step's time on ``workers`` workers from the measured costs (see the README):
+    compute split W ways, 2W tasks through the scheduler, the broadcast of theta
+    (4P bytes to each worker) and a tree of log2(W) gradient sums (8P bytes a level)."""
+    import math
+    p = row["parameters"]
+    b = row["per_byte_s"] if per_byte is None else per_byte
+    compute = row["single_step_s"] * row["single_threads"]    # one core's step
+    return (compute / workers + 2 * workers * row["per_task_s"]
+            + math.ceil(math.log2(max(workers, 1)) + 1) * (row["round_trip_s"] + 8 * p * b)
+            + workers * 4 * p * b)
+
+
+def format_distributed(results):
+    c = results[0]
+    lines = [f"DataParallel on a LocalCluster of {c['workers']} worker processes (1 thread each) "
+             f"against one process at {c['single_threads']} threads, float32, Adam:",
+             f"{'model':>16} {'batch':>6} {'one process':>12} {'cluster':>9} {'ratio':>6} "
+             f"{'bytes/step':>11}"]
+    for r in results:
+        lines.append(f"{r['case']:>16} {r['batch']:>6} {1e3 * r['single_step_s']:>9.2f} ms "
+                     f"{1e3 * r['distributed_step_s']:>6.2f} ms "
+                     f"{r['distributed_step_s'] / r['single_step_s']:6.2f} "
+                     f"{r['bytes_per_step'] / 1e6:>8.2f} MB")
+    lines.append(f"costs: task round trip {1e3 * c['round_trip_s']:.2f} ms, scheduler "
+                 f"{1e6 * c['per_task_s']:.0f} us/task, transfer {1e9 * c['per_byte_s']:.2f} "
+                 "ns/byte (localhost)")
+    lines.append("projected step (compute of one core split W ways, plus the costs above; "
+                 "in brackets with 0.8 ns/byte, a 10 Gb/s network):")
+    lines.append(f"{'model':>16} " + " ".join(f"{'W=' + str(w):>17}" for w in (2, 16, 64)))
+    for r in results:
+        lines.append(f"{r['case']:>16} " + " ".join(
+            f"{1e3 * projected_step(r, w):>6.1f} ({1e3 * projected_step(r, w, 0.8e-9):>6.1f}) ms"
+            for w in (2, 16, 64)))
+    return "\n".join(lines)
+
+
 def run(threads=(1, 2), dtypes=(np.float32, np.float64), which=("train", "kernels"),
         repeats=5, target=0.02, settle=0.15, progress=True):
     """Run the benchmark; return a list of result dicts (times in seconds)."""
@@ -1137,6 +1248,9 @@ def main(argv=None):
                     help="time cyprop.hessian's hvp and ggnvp against a forward + backward, and stop")
     ap.add_argument("--checkpoint", action="store_true",
                     help="measure activation checkpointing (memory, step time), and stop")
+    ap.add_argument("--distributed", action="store_true",
+                    help="time cyprop.distributed.DataParallel on a 2-process LocalCluster "
+                         "against one process (needs dask[distributed]), and stop")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="draw speed-ups (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -1158,6 +1272,7 @@ def main(argv=None):
           + (f"; under load: {args.under_load} busy processes" if args.under_load else ""))
     # the modes that print one table of their own and stop
     standalone = [(args.checkpoint, lambda: checkpoint_memory(), format_checkpoint),
+                  (args.distributed, lambda: distributed_steps(), format_distributed),
                   (args.hessian, lambda: hessian_products(dtypes, threads, args.repeats,
                                                           args.target, args.settle),
                    format_hessian),

@@ -255,3 +255,22 @@ assert_type(clf.partial_fit(x64, labels), MLPClassifier)
 assert_type(clf.unit_report(x64, labels), UnitReport)
 reg = MLPRegressor((8,), solver="lbfgs", max_iter=5).fit(x64, x64[:, 0])
 assert_type(reg.predict(x64), FloatArray)
+
+
+# --- cyprop.distributed (worker processes start by spawning: the guard keeps them from
+# running this file again)
+def train_on_a_cluster() -> None:
+    from cyprop import distributed as D
+
+    with D.local_cluster(1) as client:
+        net = nn.Sequential(nn.Linear(5, 3, dtype=np.float64, seed=5))
+        dp = D.DataParallel(net, ce, optim.SGD(net.parameters(), lr=0.1), client=client)
+        assert_type(dp.fit(x64, labels, epochs=1, batch_size=4, progress=False), D.DataParallel)
+        assert_type(dp.loss_curve_, list[float])
+        loss, grad = D.full_batch_loss_and_grad(net, ce, x64, labels, client=client)
+        assert_type(grad, NDArray[np.float64])
+        D.minimize(net, ce, x64, labels, client=client, max_iter=2)
+
+
+if __name__ == "__main__":
+    train_on_a_cluster()
