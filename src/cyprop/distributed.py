@@ -265,22 +265,25 @@ class _Job:
 
     def _theta(self) -> Any:
         """The parameters for this step's tasks: with few parts, the array itself (each task
-        carries it: no task to wait for first), else a task's result the parts fetch."""
+        carries it: no task to wait for first), else a task's result the parts fetch (one
+        copy to each worker)."""
         theta = self.model._values.copy()
-        self.bytes_sent += theta.nbytes * _n_workers(self.client)
         if len(self.parts.futures) <= _INLINE_PARTS:
             return theta
+        self.bytes_sent += theta.nbytes * _n_workers(self.client)
         return self.client.submit(_held, theta, pure=False)
 
     def _reduce(self, futures: list[Any]) -> tuple[float, Any, float]:
         """The fixed tree (by part index) of the parts' (loss, grad, norm): its levels run on
         the cluster down to two sums, which the driver fetches and adds (the same tree)."""
+        n_tasks = len(futures)
         while len(futures) > 2:
             futures = [self.client.submit(_add, futures[i], futures[i + 1], pure=False)
                        if i + 1 < len(futures) else futures[i]
                        for i in range(0, len(futures), 2)]
         sums = self.client.gather(futures)
-        self.bytes_sent += sums[0][1].nbytes * len(self.parts.futures)
+        # one float64 gradient from each part that ran, into a sum or to the driver
+        self.bytes_sent += sums[0][1].nbytes * n_tasks
         return sums[0] if len(sums) == 1 else _add(sums[0], sums[1])
 
     def loss_grad(self, rows: Any = None) -> tuple[float, Any]:
@@ -295,6 +298,8 @@ class _Job:
                 local = rows[(rows >= lo) & (rows < hi)] - lo
                 if local.size == 0:
                     continue
+            if isinstance(theta, np.ndarray):
+                self.bytes_sent += theta.nbytes
             tasks.append(self.client.submit(_part_loss_grad, self.token, self.template, theta,
                                             part, local, self.mean, pure=False))
         loss, grad, norm = self._reduce(tasks)
