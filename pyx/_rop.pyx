@@ -56,6 +56,46 @@ cdef extern from "_special.h" nogil:
     double cp_phi_cdf(double x)      # Phi(x) = erfc(-x / sqrt 2) / 2
 
 
+# ReLU's R-forward over a span in a loop the compiler vectorises: d1 = [z > 0],
+# Ry = Rz where z > 0, else exactly +0 (an infinite or NaN Rz too: not d1 * Rz).
+# The select is a bit mask on Rz's bits, loaded unconditionally: gcc does not
+# if-convert a loop with a conditional load, and its branches mispredict on
+# half the elements of random signs (17x slower on 2^18 floats).
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(_MSC_VER)
+    #define CP_RESTRICT __restrict
+    #else
+    #define CP_RESTRICT __restrict__
+    #endif
+    #define CP_RELU_RFORWARD(T, U, NAME)                                                  \
+    static void NAME(const T* CP_RESTRICT z, const T* CP_RESTRICT Rz, T* CP_RESTRICT Ry,   \
+                     T* CP_RESTRICT d1, Py_ssize_t n) {                                    \
+        Py_ssize_t i;                                                                      \
+        if (Ry) {                                                                          \
+            for (i = 0; i < n; i++) {                                                      \
+                U pos = z[i] > (T)0, bits;                                                 \
+                d1[i] = (T)pos;                                                            \
+                memcpy(&bits, &Rz[i], sizeof bits);                                        \
+                bits &= (U)0 - pos;                                                        \
+                memcpy(&Ry[i], &bits, sizeof bits);                                        \
+            }                                                                              \
+        } else {                                                                           \
+            for (i = 0; i < n; i++) d1[i] = (T)(z[i] > (T)0);                              \
+        }                                                                                  \
+    }
+    CP_RELU_RFORWARD(float, uint32_t, cp_relu_rforward_f32)
+    CP_RELU_RFORWARD(double, uint64_t, cp_relu_rforward_f64)
+    """
+    void cp_relu_rforward_f32(const float* z, const float* Rz, float* Ry, float* d1,
+                              Py_ssize_t n) nogil
+    void cp_relu_rforward_f64(const double* z, const double* Rz, double* Ry, double* d1,
+                              Py_ssize_t n) nogil
+
+cdef Py_ssize_t RELU_BLOCK = 8192     # elements per block of the ReLU R-forward
+
+
 cdef struct derivatives:
     double d1   # act'(z)
     double d2   # act''(z)
@@ -115,17 +155,28 @@ cdef void act_rforward_impl(const floating* z, const floating* Rz, floating* Ry,
     cdef Py_ssize_t i
     cdef derivatives g
     cdef int nt = n_threads if n >= MIN_PARALLEL else 1
-    if act == 1:   # ReLU, the common case, in a loop the compiler vectorises
-        for i in prange(n, num_threads=nt, schedule="static"):
-            d1[i] = 1 if z[i] > 0 else 0
-            d2[i] = 0
-            if Ry != NULL:
-                Ry[i] = Rz[i] if z[i] > 0 else 0
+    cdef Py_ssize_t k, i0, n_blocks
+    if act == 1:   # ReLU, the common case: fixed blocks of the vectorised span loop
+        n_blocks = (n + RELU_BLOCK - 1) // RELU_BLOCK
+        for k in prange(n_blocks, num_threads=nt, schedule="static"):
+            i0 = k * RELU_BLOCK
+            if floating is float:
+                cp_relu_rforward_f32(z + i0, NULL if Rz == NULL else Rz + i0,
+                                     NULL if Ry == NULL else Ry + i0, d1 + i0,
+                                     min(RELU_BLOCK, n - i0))
+            else:
+                cp_relu_rforward_f64(z + i0, NULL if Rz == NULL else Rz + i0,
+                                     NULL if Ry == NULL else Ry + i0, d1 + i0,
+                                     min(RELU_BLOCK, n - i0))
+        if d2 != NULL:
+            for i in prange(n, num_threads=nt, schedule="static"):
+                d2[i] = 0
         return
     for i in prange(n, num_threads=nt, schedule="static"):
         g = act_derivatives(z[i], act, a, b)
         d1[i] = <floating>g.d1
-        d2[i] = <floating>g.d2
+        if d2 != NULL:
+            d2[i] = <floating>g.d2
         if Ry != NULL:
             Ry[i] = <floating>(g.d1 * Rz[i])
 
@@ -156,7 +207,9 @@ def act_rforward(z, Rz, Ry, d1, d2, int act, double a, double b, int n_threads):
     """Ry = act'(z) Rz, d1 = act'(z), d2 = act''(z), element-wise.
 
     C-contiguous ndarrays of one float dtype and size (checked in C);
-    ``Rz``/``Ry`` may be None (Rz = 0: only d1, d2 are written).
+    ``Rz``/``Ry`` may be None (Rz = 0: only d1, d2 are written), ``d2`` None
+    (not written: for an activation whose act'' vanishes). For ReLU, ``Ry`` is
+    ``Rz`` where z > 0 and +0 elsewhere (also where ``Rz`` is inf or NaN).
     """
     cdef int typenum = float_type(z, "z")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>z)
@@ -164,7 +217,7 @@ def act_rforward(z, Rz, Ry, d1, d2, int act, double a, double b, int n_threads):
     cdef void* pRz = NULL if Rz is None else data_of(Rz, typenum, n, False, "Rz")
     cdef void* pRy = NULL if Ry is None else data_of(Ry, typenum, n, True, "Ry")
     cdef void* p1 = data_of(d1, typenum, n, True, "d1")
-    cdef void* p2 = data_of(d2, typenum, n, True, "d2")
+    cdef void* p2 = NULL if d2 is None else data_of(d2, typenum, n, True, "d2")
     if (pRz == NULL) != (pRy == NULL):
         raise ValueError("act_rforward: give both Rz and Ry, or neither")
     if act < 0 or act > 9:

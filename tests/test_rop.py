@@ -53,6 +53,34 @@ def test_rforward_and_rbackward_against_numpy(n, dtype, n_threads):
         gn = np.empty_like(z)   # Gauss-Newton: R{delta} = R{gy} act' alone
         _rop.act_rbackward(None, Rgy, d1, None, None, None, gn, n_threads)
         np.testing.assert_allclose(gn, Rgy.astype(float) * d1, rtol=tol, atol=tol)
+        # without d2 (an activation whose act'' vanishes needs none): the same d1 and Ry
+        Ry_, d1_, d1__ = np.empty_like(z), np.empty_like(z), np.empty_like(z)
+        with cyprop.threads(n_threads):
+            _rop.act_rforward(z, Rz, Ry_, d1_, None, code, a, b, n_threads)
+            _rop.act_rforward(z, None, None, d1__, None, code, a, b, n_threads)
+        np.testing.assert_array_equal(d1_, d1)
+        np.testing.assert_array_equal(d1__, d1)
+        np.testing.assert_array_equal(Ry_, Ry)
+
+
+@pytest.mark.parametrize("n", [1, 9, 8193, 40000])
+def test_relu_rforward_is_a_select(n, dtype, n_threads):
+    # Ry = Rz where z > 0, else +0 exactly, whatever Rz holds (inf, NaN, -0); d1 = [z > 0]
+    rng = np.random.default_rng(n)
+    z = rng.standard_normal(n).astype(dtype)
+    z[::7] = 0.0
+    z[1::11] = -0.0
+    z[2::13] = np.nan
+    Rz = rng.standard_normal(n).astype(dtype)
+    Rz[::3] = np.inf
+    Rz[1::5] = np.nan
+    Rz[2::17] = -0.0
+    Ry, d1 = np.full(n, 7, dtype), np.full(n, 7, dtype)
+    _rop.act_rforward(z, Rz, Ry, d1, None, 1, 0.0, 0.0, n_threads)
+    pos = z > 0
+    np.testing.assert_array_equal(d1, pos.astype(dtype))
+    want = np.where(pos, Rz, dtype(0))
+    assert np.array_equal(Ry.view(np.uint8), want.view(np.uint8))   # the bits: +0, NaN kept
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 1), (3, 7), (100, 1000)])

@@ -2,7 +2,7 @@
 from ._typing import FloatArray
 
 def act_rforward(z: FloatArray, Rz: FloatArray | None, Ry: FloatArray | None, d1: FloatArray,
-                 d2: FloatArray, act: int, a: float, b: float, n_threads: int) -> None: ...
+                 d2: FloatArray | None, act: int, a: float, b: float, n_threads: int) -> None: ...
 def act_rbackward(gy: FloatArray | None, Rgy: FloatArray, d1: FloatArray,
                   d2: FloatArray | None, Rz: FloatArray | None, delta: FloatArray | None,
                   Rdelta: FloatArray,

@@ -344,7 +344,8 @@ def _run(model, ops, loss_fn, x, target, V, as_list, gauss_newton):
             z, Rz, zpair = a, Ra, pair
         entry["Rz"] = Rz
         if code:
-            d1, d2 = get(("d1", i), z.shape), get(("d2", i), z.shape)
+            d1 = get(("d1", i), z.shape)
+            d2 = None if code in _LINEAR_PIECES else get(("d2", i), z.shape)
             if zpair is None:   # no R{a} yet
                 y, Ry, ypair = get(("y", i), z.shape), None, None
             else:
