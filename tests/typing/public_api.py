@@ -273,4 +273,9 @@ def train_on_a_cluster() -> None:
 
 
 if __name__ == "__main__":
-    train_on_a_cluster()
+    try:
+        import distributed  # noqa: F401
+    except ImportError:   # cyprop[distributed] not installed: mypy has checked the function
+        pass
+    else:
+        train_on_a_cluster()
