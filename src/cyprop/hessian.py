@@ -468,7 +468,7 @@ def hvp(model: Sequential, loss_fn: _Loss, x: ArrayLike, target: ArrayLike,
     >>> model = nn.Sequential(nn.Linear(3, 4, activation="tanh", dtype=np.float64, seed=0),
     ...                       nn.Linear(4, 2, dtype=np.float64, seed=1))
     >>> x, y = np.ones((5, 3)), np.zeros(5, dtype=int)
-    >>> v = np.ones(model._values.size)
+    >>> v = np.ones(sum(p.value.size for p in model.parameters()))
     >>> hessian.hvp(model, nn.SoftmaxCrossEntropy(), x, y, v).shape
     (26,)
     """
