@@ -301,3 +301,20 @@ def test_bench_costs_and_table(client):
     assert bench.projected_step(row, 64) > bench.projected_step(row, 2)
     text = bench.format_distributed([row])
     assert "20-64-64-2" in text and "W=16" in text and "ns/byte" in text
+
+
+def test_readme_example_runs_as_written(tmp_path):
+    """The README's Dask example, verbatim, as a script (its LocalCluster's workers are
+    spawned processes, hence the script's ``__main__`` guard)."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("## Beyond one machine: Dask", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    curve = [float(v) for v in proc.stdout.strip().splitlines()[-1].strip("[]").split(",")]
+    assert len(curve) == 3 and curve[-1] < curve[0]
