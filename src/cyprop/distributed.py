@@ -146,18 +146,13 @@ def _make_part(x: Any, y: Any) -> tuple[Any, Any]:
     return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
-def _part_rows(part: tuple[Any, Any], rows: Any) -> tuple[Any, Any]:
-    x, y = part
-    if rows is not None:
-        x, y = x[rows], y[rows]
-    return x, y
-
-
 def _part_loss_grad(token: str, template: tuple[Any, Any], theta: Any, part: tuple[Any, Any],
                     rows: Any, mean: bool) -> tuple[float, Any, float]:
     """(summed loss, summed gradient in float64, normalizer share) of ``rows`` of a part."""
     model, summed = _replica(token, template)
-    x, y = _part_rows(part, rows)
+    x, y = part
+    if rows is not None:
+        x, y = x[rows], y[rows]
     x = model._input(x)    # the single-process path's dtype and shape errors
     model._values[...] = theta
     loss = float(summed(model(x), y))
@@ -306,12 +301,13 @@ class _Job:
         self.norm = norm if self.mean else 1.0
         return loss / self.norm, grad / self.norm
 
-    def hvp(self, p: Any, norm: float) -> Any:
+    def hvp(self, p: Any) -> Any:
+        """H p over all rows at the model's parameters, normalized as the last loss_grad."""
         theta = self._theta()
         pf = self.client.submit(_held, p, pure=False)
         tasks = [self.client.submit(_part_hvp, self.token, self.template, theta, part, pf,
                                     pure=False) for part in self.parts.futures]
-        return self._reduce(tasks)[1] / norm
+        return self._reduce(tasks)[1] / self.norm
 
 
 def full_batch_loss_and_grad(model: nn.Sequential, loss_fn: _Loss, X: ArrayLike | da.Array,
@@ -373,7 +369,7 @@ class _DistributedObjective:
     def hessp(self, theta: Any, p: Any) -> Any:
         # scipy evaluates loss_grad first: the job knows the data's normalizer by then
         self._set(theta)
-        hv = self.job.hvp(p, self.job.norm)
+        hv = self.job.hvp(p)
         if self.l2:
             hv = hv + self.l2 * p
         return hv
