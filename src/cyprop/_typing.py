@@ -5,12 +5,11 @@
 where lists and scalars are converted, ``FloatArray`` where an array is
 written in place (``out=``, parameters, optimizer state).
 """
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import NDArray
 
 FloatArray = Union[NDArray[np.float32], NDArray[np.float64]]
-AnyArray = NDArray[Any]
 
-__all__ = ["ArrayLike", "DTypeLike", "FloatArray", "AnyArray", "NDArray"]
+__all__ = ["FloatArray"]

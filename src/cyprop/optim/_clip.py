@@ -1,5 +1,6 @@
 """Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_`` (torch.nn.utils')."""
 from __future__ import annotations
+
 import math
 import numbers
 from typing import TYPE_CHECKING

@@ -15,6 +15,7 @@ weight, as the loss's ``mean`` defines it). The result does not depend on
 the thread count, bit for bit; other chunk sizes change it only by rounding.
 """
 from __future__ import annotations
+
 import copy
 from typing import TYPE_CHECKING, Any
 

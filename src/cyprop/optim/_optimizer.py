@@ -1,5 +1,6 @@
 """The optimizers: SGD, Adam, AdamW, RMSprop (PyTorch's update rules)."""
 from __future__ import annotations
+
 import numbers
 from typing import TYPE_CHECKING, Any
 

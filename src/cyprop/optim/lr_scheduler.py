@@ -14,6 +14,7 @@ torch keeps one rate per parameter group; a cyprop optimizer has one group,
 so ``get_last_lr()`` and ``base_lrs`` are lists of one rate.
 """
 from __future__ import annotations
+
 import math
 import numbers
 from typing import Any, Literal
