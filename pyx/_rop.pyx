@@ -56,11 +56,14 @@ cdef extern from "_special.h" nogil:
     double cp_phi_cdf(double x)      # Phi(x) = erfc(-x / sqrt 2) / 2
 
 
-# ReLU's R-forward over a span in a loop the compiler vectorises: d1 = [z > 0],
+# ReLU's R-forward over a span in a loop the compiler vectorises (float32; the
+# float64 copy needs SSE4.2's 64-bit compares to vectorise, so at the portable
+# baseline ISA it stays a scalar loop): d1 = [z > 0],
 # Ry = Rz where z > 0, else exactly +0 (an infinite or NaN Rz too: not d1 * Rz).
 # The select is a bit mask on Rz's bits, loaded unconditionally: gcc does not
 # if-convert a loop with a conditional load, and its branches mispredict on
-# half the elements of random signs (17x slower on 2^18 floats).
+# half the elements of random signs (17x slower on 2^18 floats). The sign
+# test's integer has the lanes' width (S), else the loop does not vectorise.
 cdef extern from *:
     """
     #include <string.h>
@@ -69,29 +72,33 @@ cdef extern from *:
     #else
     #define CP_RESTRICT __restrict__
     #endif
-    #define CP_RELU_RFORWARD(T, U, NAME)                                                  \
+    #define CP_RELU_RFORWARD(T, S, U, NAME)                                                  \
     static void NAME(const T* CP_RESTRICT z, const T* CP_RESTRICT Rz, T* CP_RESTRICT Ry,   \
-                     T* CP_RESTRICT d1, Py_ssize_t n) {                                    \
+                     T* CP_RESTRICT d1, Py_ssize_t i0, Py_ssize_t n) {                     \
         Py_ssize_t i;                                                                      \
+        z += i0; d1 += i0;                                                                 \
         if (Ry) {                                                                          \
+            Rz += i0; Ry += i0;                                                            \
             for (i = 0; i < n; i++) {                                                      \
-                U pos = z[i] > (T)0, bits;                                                 \
-                d1[i] = (T)pos;                                                            \
+                S pos = z[i] > (T)0;                                                       \
+                U bits;                                                                    \
+                d1[i] = pos ? (T)1 : (T)0;                                                 \
                 memcpy(&bits, &Rz[i], sizeof bits);                                        \
-                bits &= (U)0 - pos;                                                        \
+                bits &= (U)0 - (U)pos;                                                     \
                 memcpy(&Ry[i], &bits, sizeof bits);                                        \
             }                                                                              \
         } else {                                                                           \
             for (i = 0; i < n; i++) d1[i] = (T)(z[i] > (T)0);                              \
         }                                                                                  \
     }
-    CP_RELU_RFORWARD(float, uint32_t, cp_relu_rforward_f32)
-    CP_RELU_RFORWARD(double, uint64_t, cp_relu_rforward_f64)
+    CP_RELU_RFORWARD(float, int32_t, uint32_t, cp_relu_rforward_f32)
+    CP_RELU_RFORWARD(double, int64_t, uint64_t, cp_relu_rforward_f64)
     """
+    # the span [i0, i0 + n); Rz and Ry both NULL, or neither
     void cp_relu_rforward_f32(const float* z, const float* Rz, float* Ry, float* d1,
-                              Py_ssize_t n) nogil
+                              Py_ssize_t i0, Py_ssize_t n) nogil
     void cp_relu_rforward_f64(const double* z, const double* Rz, double* Ry, double* d1,
-                              Py_ssize_t n) nogil
+                              Py_ssize_t i0, Py_ssize_t n) nogil
 
 cdef Py_ssize_t RELU_BLOCK = 8192     # elements per block of the ReLU R-forward
 
@@ -161,13 +168,9 @@ cdef void act_rforward_impl(const floating* z, const floating* Rz, floating* Ry,
         for k in prange(n_blocks, num_threads=nt, schedule="static"):
             i0 = k * RELU_BLOCK
             if floating is float:
-                cp_relu_rforward_f32(z + i0, NULL if Rz == NULL else Rz + i0,
-                                     NULL if Ry == NULL else Ry + i0, d1 + i0,
-                                     min(RELU_BLOCK, n - i0))
+                cp_relu_rforward_f32(z, Rz, Ry, d1, i0, min(RELU_BLOCK, n - i0))
             else:
-                cp_relu_rforward_f64(z + i0, NULL if Rz == NULL else Rz + i0,
-                                     NULL if Ry == NULL else Ry + i0, d1 + i0,
-                                     min(RELU_BLOCK, n - i0))
+                cp_relu_rforward_f64(z, Rz, Ry, d1, i0, min(RELU_BLOCK, n - i0))
         if d2 != NULL:
             for i in prange(n, num_threads=nt, schedule="static"):
                 d2[i] = 0
