@@ -70,17 +70,18 @@ def _model(layers):
     return nn.Sequential(*layers)
 
 
+# seeded: a random start could put a ReLU kink within eps of a probe point
 MODELS = {
-    "linear-acts": lambda: [nn.Linear(5, 7, activation="tanh", dtype=F64),
-                            nn.Linear(7, 6, activation="sigmoid", dtype=F64),
-                            nn.Linear(6, 4, activation="relu", dtype=F64),
-                            nn.Linear(4, 3, dtype=F64)],
-    "norms-dropout": lambda: [nn.Linear(5, 8, dtype=F64), nn.BatchNorm1d(8, dtype=F64),
-                              nn.ReLU(), nn.Dropout(0.3, seed=1), nn.Linear(8, 6, dtype=F64),
-                              nn.LayerNorm(6, dtype=F64), nn.GELU(), nn.Linear(6, 3, dtype=F64)],
-    "smooth-acts": lambda: [nn.Linear(5, 6, dtype=F64), nn.SiLU(), nn.Linear(6, 6, dtype=F64),
-                            nn.ELU(), nn.Linear(6, 6, dtype=F64), nn.Softplus(),
-                            nn.Linear(6, 3, dtype=F64), nn.LeakyReLU(0.1)],
+    "linear-acts": lambda: [nn.Linear(5, 7, activation="tanh", dtype=F64, seed=1),
+                            nn.Linear(7, 6, activation="sigmoid", dtype=F64, seed=2),
+                            nn.Linear(6, 4, activation="relu", dtype=F64, seed=3),
+                            nn.Linear(4, 3, dtype=F64, seed=4)],
+    "norms-dropout": lambda: [nn.Linear(5, 8, dtype=F64, seed=5), nn.BatchNorm1d(8, dtype=F64),
+                              nn.ReLU(), nn.Dropout(0.3, seed=1), nn.Linear(8, 6, dtype=F64, seed=6),
+                              nn.LayerNorm(6, dtype=F64), nn.GELU(), nn.Linear(6, 3, dtype=F64, seed=7)],
+    "smooth-acts": lambda: [nn.Linear(5, 6, dtype=F64, seed=8), nn.SiLU(), nn.Linear(6, 6, dtype=F64, seed=9),
+                            nn.ELU(), nn.Linear(6, 6, dtype=F64, seed=10), nn.Softplus(),
+                            nn.Linear(6, 3, dtype=F64, seed=11), nn.LeakyReLU(0.1)],
 }
 
 

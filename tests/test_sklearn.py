@@ -237,12 +237,20 @@ def test_lbfgs_regressor_r2_as_sklearns():
     from sklearn.neural_network import MLPRegressor as SkMLP
     X, y = load_diabetes(return_X_y=True)
     X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
     Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
-    # converged (the default 200 iterations stop on a path where rounding has
-    # already taken the two apart: no two BLAS builds agree there either)
-    kw = dict(solver="lbfgs", max_iter=2000, random_state=0)
-    ours, theirs = MLPRegressor(**kw).fit(Xtr, ytr), SkMLP(**kw).fit(Xtr, ytr)
-    assert abs(ours.score(Xte, yte) - theirs.score(Xte, yte)) <= 0.01
+    # A problem where the optimum is well defined (10 units, alpha=1 on
+    # standardized targets): the two fits agree to ~1e-4 in R2 on every seed.
+    # 100 units on 331 rows interpolate the targets, and which of the many
+    # minima L-BFGS reaches then depends on the BLAS's rounding (scikit-learn
+    # against itself moved by 0.05 in R2 between NumPy/SciPy releases).
+    for seed in range(3):
+        kw = dict(solver="lbfgs", hidden_layer_sizes=(10,), alpha=1.0, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours, theirs = MLPRegressor(**kw).fit(Xtr, ytr), SkMLP(**kw).fit(Xtr, ytr)
+        assert abs(ours.score(Xte, yte) - theirs.score(Xte, yte)) <= 0.01
+        assert ours.score(Xte, yte) > 0.05
 
 
 def test_lbfgs_warns_stops_and_has_no_partial_fit():
