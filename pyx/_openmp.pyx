@@ -67,6 +67,12 @@ def team_stats():
     return s.losses, s.backoff, max(0, s.serial_until - cp_now_ns())
 
 
+def _team_last_end():
+    """When (ns, cp_now_ns's clock) the last parallel region ended; 0 before any.
+    Tests read it to tell whether a call ran a parallel region at all."""
+    return _state().last_end
+
+
 def _team_reset():
     """Forget every loss and back-off (tests, benchmarks)."""
     cdef cp_team_state* s = _state()

@@ -93,6 +93,23 @@ def _ops(n_threads):
 
 
 @pytest.mark.skipif(not cyprop.openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_too_small_to_share_run_no_parallel_region(team, dtype):
+    # (32, 128) @ (128, 128), the digits estimator's hidden layer at batch 32, is
+    # one BLAS call on the calling thread; four times the rows are cut into blocks
+    _openmp._team_fix(True)
+    rng = np.random.default_rng(0)
+    W, b = rng.standard_normal((128, 128)).astype(dtype), np.zeros(128, dtype)
+    with cyprop.threads(2):
+        for rows, parallel in ((32, False), (128, True)):
+            x = rng.standard_normal((rows, 128)).astype(dtype)
+            before = _openmp._team_last_end()
+            y = F.linear_forward(x, W, b, activation="relu")
+            F.linear_backward(y, x, W, y=y, activation="relu")
+            assert (_openmp._team_last_end() != before) == parallel, rows
+
+
+@pytest.mark.skipif(not cyprop.openmp_enabled(), reason="built without OpenMP")
 def test_backed_off_kernels_give_the_same_bits(team):
     for _ in range(12):  # back off for the longest time, 1 s
         team(5 * MS, 1 * MS, 1, 2)
