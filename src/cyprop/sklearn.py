@@ -64,6 +64,7 @@ from . import functional as F
 from . import nn, optim
 from .optim._minimize import _chunked_loss_grad, _row_chunks
 from ._threads import threads
+from .nn._module import _cached
 from ._typing import FloatArray
 
 if TYPE_CHECKING:
@@ -208,6 +209,7 @@ class _BaseMLP(BaseEstimator):
         self._model = nn.Sequential(*layers)
         # predictions from several threads share the model's workspaces: serialise them
         self._model_lock = threading.Lock()
+        self._dlogits = {}   # the softmax loss's gradient workspaces, by batch shape
         self.coefs_ = [layer.W for layer in layers]
         self.intercepts_ = [layer.b for layer in layers]
 
@@ -258,6 +260,7 @@ class _BaseMLP(BaseEstimator):
             state["_optimizer_state"] = opt.state_dict()
         state.pop("_model", None)
         state.pop("_model_lock", None)
+        state.pop("_dlogits", None)
         return state
 
     def __setstate__(self, state):
@@ -274,6 +277,12 @@ class _BaseMLP(BaseEstimator):
     def _loss_grad(self, out, y, n):
         """Loss of one batch (sklearn's conventions) and d loss / d out."""
         if self.out_activation_ == "softmax":
+            if y.ndim == 1:   # class indices: the kernel's hot path, into a workspace of ours
+                dz = _cached(self._dlogits, (out.shape, out.dtype),
+                             lambda: np.empty(out.shape, out.dtype))
+                result = F._softmax_ce_into(out, y, dz, "mean")
+                if result is not None:
+                    return result
             return F.softmax_cross_entropy(out, y)
         if self.out_activation_ == "logistic":
             # sigmoid + binary log-loss per output == 2-class softmax over [0, z]
@@ -376,22 +385,25 @@ class _BaseMLP(BaseEstimator):
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going"
                           " to be clipped", stacklevel=3)
         idx = np.arange(n_samples)
+        weights = [(layer._W, layer._dW) for layer in model.layers] if self.alpha else []
+        X_epoch, y_epoch = X, y
         for _ in range(self.max_iter):
             if self.shuffle:  # as sklearn: shuffle the previous epoch's order
                 idx = idx[self._random_state.permutation(n_samples)]
+                # one gather per epoch, so that each batch is a slice (a view) of it
+                X_epoch, y_epoch = X.take(idx, axis=0), y.take(idx, axis=0)
             accumulated = 0.0
             for start in range(0, n_samples, batch_size):
-                sel = idx[start:start + batch_size]
-                xb, yb = X[sel], y[sel]
-                nb = sel.shape[0]
-                loss, grad = self._loss_grad(model(xb), yb, nb)
+                stop = min(start + batch_size, n_samples)
+                nb = stop - start
+                loss, grad = self._loss_grad(model(X_epoch[start:stop]), y_epoch[start:stop], nb)
                 model.backward(grad)
-                if self.alpha:
+                if weights:
                     # sklearn's L2 term in one kernel pass per layer; np.vdot here woke
                     # NumPy's BLAS threads, whose spinning stalled cyprop's (19x at 2 threads)
-                    sq = 0.0
-                    for layer in model.layers:
-                        sq += F._add_l2(layer.W, layer.dW, self.alpha / nb)
+                    coef, sq = self.alpha / nb, 0.0
+                    for W, dW in weights:
+                        sq += F._add_l2(W, dW, coef)
                     loss += 0.5 * self.alpha * sq / nb
                 opt.step()
                 accumulated += loss * nb
