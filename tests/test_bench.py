@@ -221,3 +221,14 @@ def test_checkpoint_table():
     assert rows[1]["peak_mib"] < rows[0]["peak_mib"]
     text = bench.format_checkpoint(rows, depth=4, width=32, batch=64)
     assert "4-layer 32-wide" in text and "segments" in text
+
+
+def test_sklearn_digits_rows_name_each_fit():
+    """The digits comparison times each configuration against scikit-learn's, same accuracy."""
+    pytest.importorskip("sklearn")
+    fits = ((dict(hidden_layer_sizes=(8, 8), batch_size=32), 2),)
+    rows = bench.sklearn_digits((1,), repeats=1, settle=0.0, fits=fits)
+    assert [r["case"] for r in rows] == ["digits MLPClassifier fit 8x8 b32 (2 ep)"]
+    assert rows[0]["times"]["cyprop"] > 0 and rows[0]["times"]["sklearn"] > 0
+    assert abs(rows[0]["accuracy"]["cyprop"] - rows[0]["accuracy"]["sklearn"]) < 0.02
+    assert "8x8 b32" in bench.format_sklearn(rows)

@@ -5,9 +5,12 @@ from .common import THREADS, BesideABusyProcess, use_threads
 
 
 class DigitsMLPClassifier:
+    """scikit-learn's defaults (one hidden layer of 100, batch 200), 50 epochs."""
+
     params = (THREADS,)
     param_names = ["threads"]
     timeout = 120
+    hyperparameters = dict(max_iter=50)
 
     def setup(self, threads):
         try:
@@ -25,7 +28,7 @@ class DigitsMLPClassifier:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return MLPClassifier(max_iter=50, random_state=0).fit(self.Xtr, self.ytr)
+            return MLPClassifier(random_state=0, **self.hyperparameters).fit(self.Xtr, self.ytr)
 
     def time_fit(self, threads):
         self._fit()
@@ -34,6 +37,12 @@ class DigitsMLPClassifier:
         return float(self._fit().score(self.Xte, self.yte))
 
     track_test_accuracy.unit = "accuracy"
+
+
+class DigitsMLPClassifierSmallBatch(DigitsMLPClassifier):
+    """Two hidden layers of 128 at batch 32, 20 epochs: the estimator loop's per-batch cost."""
+
+    hyperparameters = dict(hidden_layer_sizes=(128, 128), batch_size=32, max_iter=20)
 
 
 class DigitsFitUnderLoad(BesideABusyProcess):
